@@ -1,0 +1,111 @@
+"""Execute the book's jupytext notebooks with papermill.
+
+papermill cannot read ``py:percent`` files, so the notebook is converted in memory with jupytext
+and handed to ``papermill.execute_notebook`` as a notebook node. The book build and the grid
+runner both go through :func:`execute_notebook`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from .io import atomic_path
+from .paths import project_root
+
+__all__ = ["NotebookExecutionError", "execute_notebook", "notebook_parameters", "notebook_path"]
+
+
+class NotebookExecutionError(RuntimeError):
+    """A notebook failed; the message names the notebook, its parameters and the failing cell."""
+
+
+def notebook_path(name: str | os.PathLike[str]) -> Path:
+    """Resolve a notebook by path or by stem (``"01_data_preparation"`` -> ``notebooks/01_...py``)."""
+    path = Path(name)
+    if path.is_file():
+        return path.resolve()
+    candidate = project_root() / "notebooks" / (path.stem + ".py")
+    if candidate.is_file():
+        return candidate
+    available = sorted(p.stem for p in (project_root() / "notebooks").glob("*.py"))
+    raise FileNotFoundError(f"no notebook {str(name)!r}; available: {', '.join(available)}")
+
+
+def notebook_parameters(name: str | os.PathLike[str]) -> dict[str, dict[str, Any]]:
+    """Parameters declared in a notebook's ``parameters`` cell, as papermill infers them.
+
+    Returns a mapping ``name -> {"type": ..., "default": ..., "help": ...}``.
+    """
+    import jupytext
+    from papermill.inspection import _infer_parameters
+
+    nb = jupytext.read(notebook_path(name))
+    return {p.name: {"type": p.inferred_type_name, "default": p.default, "help": p.help}
+            for p in _infer_parameters(nb)}
+
+
+def execute_notebook(
+    name: str | os.PathLike[str],
+    output: str | os.PathLike[str],
+    parameters: Mapping[str, Any] | None = None,
+    *,
+    cwd: str | os.PathLike[str] | None = None,
+    timeout: int | None = 3600,
+    log_output: bool = False,
+) -> Path:
+    """Execute a jupytext notebook with papermill and write the executed ``.ipynb`` atomically.
+
+    Parameters
+    ----------
+    name : path-like
+        The ``.py`` notebook, or its stem under ``notebooks/``.
+    output : path-like
+        Destination ``.ipynb``. On failure the partially executed notebook is kept beside it as
+        ``<output>.failed.ipynb`` for inspection and ``output`` itself is left untouched.
+    parameters : mapping, optional
+        Values injected after the ``parameters`` cell. Unknown names raise ``ValueError``.
+    cwd : path-like, optional
+        Working folder of the kernel (default: the project root).
+    timeout : int, optional
+        Per-cell timeout in seconds.
+    log_output : bool
+        Stream cell output to the log.
+    """
+    import jupytext
+    import papermill
+
+    src = notebook_path(name)
+    params = dict(parameters or {})
+    declared = notebook_parameters(src)
+    unknown = sorted(set(params) - set(declared))
+    if unknown:
+        raise ValueError(
+            f"{src.name}: unknown parameter(s) {', '.join(unknown)}; "
+            f"declared: {', '.join(sorted(declared))}"
+        )
+    nb = jupytext.read(src)
+    nb.metadata.setdefault("kernelspec", {"name": "python3", "display_name": "Python 3",
+                                          "language": "python"})
+    out = Path(output)
+    failed = out.with_suffix(".failed.ipynb")
+    env_root = os.environ.setdefault("FUSION_PROJECT_ROOT", str(project_root()))
+    with atomic_path(out, suffix=".ipynb") as tmp:
+        try:
+            papermill.execute_notebook(
+                nb, str(tmp), parameters=params, kernel_name="python3",
+                cwd=str(cwd or env_root), execution_timeout=timeout,
+                log_output=log_output, progress_bar=False,
+            )
+        except papermill.PapermillExecutionError as exc:
+            if tmp.exists():
+                os.replace(tmp, failed)
+            raise NotebookExecutionError(
+                f"{src.name} failed with parameters {params}: {exc.ename}: {exc.evalue} "
+                f"(cell {exc.exec_count}); executed notebook kept at {failed}"
+            ) from exc
+    if failed.exists():
+        failed.unlink()
+    return out
