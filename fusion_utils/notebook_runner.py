@@ -39,12 +39,23 @@ def notebook_parameters(name: str | os.PathLike[str]) -> dict[str, dict[str, Any
 
     Returns a mapping ``name -> {"type": ..., "default": ..., "help": ...}``.
     """
-    import jupytext
     from papermill.inspection import _infer_parameters
 
-    nb = jupytext.read(notebook_path(name))
+    nb = _read(notebook_path(name))
     return {p.name: {"type": p.inferred_type_name, "default": p.default, "help": p.help}
             for p in _infer_parameters(nb)}
+
+
+def _read(path: Path) -> Any:
+    """Read a jupytext notebook as papermill expects it (every cell has a ``tags`` list)."""
+    import jupytext
+
+    nb = jupytext.read(path)
+    for cell in nb.cells:
+        cell.metadata.setdefault("tags", [])
+    nb.metadata.setdefault("kernelspec", {"name": "python3", "display_name": "Python 3",
+                                          "language": "python"})
+    return nb
 
 
 def execute_notebook(
@@ -74,7 +85,6 @@ def execute_notebook(
     log_output : bool
         Stream cell output to the log.
     """
-    import jupytext
     import papermill
 
     src = notebook_path(name)
@@ -86,9 +96,7 @@ def execute_notebook(
             f"{src.name}: unknown parameter(s) {', '.join(unknown)}; "
             f"declared: {', '.join(sorted(declared))}"
         )
-    nb = jupytext.read(src)
-    nb.metadata.setdefault("kernelspec", {"name": "python3", "display_name": "Python 3",
-                                          "language": "python"})
+    nb = _read(src)
     out = Path(output)
     failed = out.with_suffix(".failed.ipynb")
     env_root = os.environ.setdefault("FUSION_PROJECT_ROOT", str(project_root()))

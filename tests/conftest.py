@@ -10,7 +10,7 @@ import pytest
 os.environ.setdefault("MPLBACKEND", "Agg")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from fusion_utils.paths import project_root, shared_data_dir  # noqa: E402
+from fusion_utils.paths import project_root, shared_data_dir
 
 ROOT = project_root(Path(__file__).parent)
 os.environ.setdefault("FUSION_PROJECT_ROOT", str(ROOT))
