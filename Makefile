@@ -12,7 +12,7 @@ export MPLBACKEND := Agg
 # constraints.txt pins the tested versions (torch 2.14.1 + torchvision 0.29.1, CPU here).
 PIP := $(PY) -m pip install --disable-pip-version-check -q
 
-.PHONY: book test venv demo clean bench lint
+.PHONY: book book-check test venv demo clean bench lint
 
 venv: $(STAMP)
 
@@ -27,6 +27,9 @@ test: $(STAMP)
 
 book: $(STAMP)
 	$(PY) -m fusion_utils.book_build
+
+book-check: $(STAMP)
+	$(PY) -m fusion_utils.book_check _build/html
 
 demo: $(STAMP)
 	$(PY) -m fusion_utils.demo data/demo
