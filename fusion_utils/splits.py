@@ -1,0 +1,216 @@
+"""Train/validation/test splits: stratified by class, PTB-XL's ``strat_fold``, and group-aware.
+
+Every function returns one label per record, ``"train"``, ``"val"`` or ``"test"``, as a NumPy
+array of str aligned with its input, so a manifest stores the split as a plain column.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+__all__ = [
+    "SPLITS",
+    "group_stratified_split",
+    "strat_fold_split",
+    "stratified_split",
+    "stratified_subsample",
+]
+
+SPLITS: tuple[str, ...] = ("train", "val", "test")
+
+
+def _check_fractions(fractions: Sequence[float]) -> tuple[float, float, float]:
+    fr = tuple(float(f) for f in fractions)
+    if len(fr) != 3 or any(f < 0 for f in fr) or not np.isclose(sum(fr), 1.0):
+        raise ValueError(f"fractions={tuple(fractions)!r}: give three non-negative numbers "
+                         "(train, val, test) that sum to 1, e.g. (0.7, 0.15, 0.15)")
+    return fr  # type: ignore[return-value]
+
+
+def _round_half_up(x: np.ndarray | float) -> np.ndarray:
+    return np.floor(np.asarray(x, dtype=float) + 0.5).astype(int)
+
+
+def _as_labels(labels: Sequence[object] | np.ndarray, name: str = "labels") -> np.ndarray:
+    arr = np.asarray(labels, dtype=object)
+    if arr.ndim != 1:
+        raise ValueError(f"{name} must be one-dimensional, got shape {arr.shape}")
+    if len(arr) and any(v is None or (isinstance(v, float) and np.isnan(v)) for v in arr):
+        raise ValueError(f"{name} contains missing values; drop unlabelled records first")
+    return arr.astype(str)
+
+
+def stratified_split(
+    labels: Sequence[object] | np.ndarray,
+    fractions: Sequence[float] = (0.7, 0.15, 0.15),
+    seed: int = 0,
+) -> np.ndarray:
+    """Split each class separately into train/val/test with the given fractions.
+
+    Each class of ``n`` records gets ``round(n * f_val)`` validation and ``round(n * f_test)``
+    test records (halves rounded up) and the rest for training, drawn at random with ``seed``.
+
+    Parameters
+    ----------
+    labels : sequence
+        One class label per record.
+    fractions : (float, float, float)
+        Train, validation and test fractions (sum 1).
+    seed : int
+        Seed of the random permutation within each class.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``"train"``/``"val"``/``"test"`` per record.
+
+    Notes
+    -----
+    This deliberately does not call ``sklearn.model_selection.train_test_split``. Per-class
+    rounding is what MATLAB's ``splitEachLabel`` does, which the paper used: on HAM10000's
+    10,015 images it gives 7,011 / 1,502 / 1,502, the paper's validation and test sizes (the
+    paper prints 7,021 training images, which cannot add up to 10,015); two chained
+    scikit-learn ``train_test_split`` calls give 7,009 / 1,503 / 1,503. It also never fails on a
+    class with one or two members (such a class stays in training), which the subsampled
+    cohorts of the tests and exercises have.
+
+    Examples
+    --------
+    >>> stratified_split(["a"] * 10 + ["b"] * 10, (0.6, 0.2, 0.2), seed=0).tolist().count("val")
+    4
+    """
+    _f_train, f_val, f_test = _check_fractions(fractions)
+    y = _as_labels(labels)
+    out = np.full(len(y), "train", dtype="<U5")
+    rng = np.random.default_rng(seed)
+    for cls in sorted(set(y.tolist())):
+        idx = np.flatnonzero(y == cls)
+        idx = idx[rng.permutation(len(idx))]
+        n_val = int(_round_half_up(len(idx) * f_val))
+        n_test = int(_round_half_up(len(idx) * f_test))
+        if n_val + n_test > len(idx):  # only when f_train is ~0
+            n_test = len(idx) - n_val
+        out[idx[:n_val]] = "val"
+        out[idx[n_val:n_val + n_test]] = "test"
+    return out
+
+
+def strat_fold_split(strat_fold: Sequence[int] | np.ndarray) -> np.ndarray:
+    """PTB-XL's recommended split: folds 1-8 train, 9 validation, 10 test.
+
+    ``strat_fold`` comes from ``ptbxl_database.csv``; the folds are stratified by label and keep
+    each patient in one fold (Wagner et al. 2020), and folds 9-10 hold only human-validated
+    records.
+    """
+    folds = np.asarray(strat_fold)
+    try:
+        ints = folds.astype(float)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"strat_fold must be integers 1-10: {exc}") from exc
+    bad = sorted({v for v in ints.tolist() if v not in range(1, 11)})
+    if bad:
+        raise ValueError(f"strat_fold has value(s) {bad[:5]} outside 1-10; pass the "
+                         "strat_fold column of ptbxl_database.csv")
+    return np.where(ints <= 8, "train", np.where(ints == 9, "val", "test")).astype("<U5")
+
+
+def group_stratified_split(
+    labels: Sequence[object] | np.ndarray,
+    groups: Sequence[object] | np.ndarray,
+    fractions: Sequence[float] = (0.7, 0.15, 0.15),
+    seed: int = 0,
+    *,
+    n_folds: int = 20,
+) -> np.ndarray:
+    """Stratified split that keeps every group (patient or lesion) in a single split.
+
+    Records are dealt into ``n_folds`` folds by scikit-learn's ``StratifiedGroupKFold``
+    (shuffled with ``seed``); whole folds are then given to train/val/test in proportion to
+    ``fractions`` (largest remainder), so the fractions hold to within one fold (5% at the
+    default 20) and class balance as far as the groups allow.
+
+    Parameters
+    ----------
+    labels : sequence
+        Class label per record.
+    groups : sequence
+        Group per record (PTB-XL ``patient_id``, HAM10000 ``lesion_id``).
+    fractions : (float, float, float)
+        Train, validation, test fractions.
+    seed : int
+        Shuffling seed.
+    n_folds : int
+        Granularity; lowered to the number of groups, or to the size of the largest class, when
+        smaller (tiny cohorts); with fewer than 2 everything goes to training.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``"train"``/``"val"``/``"test"`` per record; no group appears in two splits.
+    """
+    import warnings
+
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    fr = np.asarray(_check_fractions(fractions))
+    y = _as_labels(labels)
+    g = _as_labels(groups, "groups")
+    if len(g) != len(y):
+        raise ValueError(f"labels ({len(y)}) and groups ({len(g)}) differ in length")
+    n_groups = len(set(g.tolist()))
+    largest_class = int(np.unique(y, return_counts=True)[1].max()) if len(y) else 0
+    # scikit-learn needs n_splits <= the number of groups and <= the largest class's size
+    k = int(min(n_folds, n_groups, largest_class))
+    if k < 2:
+        return np.full(len(y), "train", dtype="<U5")
+    fold = np.empty(len(y), dtype=int)
+    with warnings.catch_warnings():  # "least populated class has only n members": expected
+        warnings.simplefilter("ignore", UserWarning)
+        cv = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
+        for i, (_, test_idx) in enumerate(cv.split(np.zeros(len(y)), y, g)):
+            fold[test_idx] = i
+    counts = fr * k
+    n_per = np.floor(counts).astype(int)
+    for j in np.argsort(-(counts - n_per), kind="stable")[: k - n_per.sum()]:
+        n_per[j] += 1
+    order = np.random.default_rng(seed).permutation(k)
+    split_of_fold = np.empty(k, dtype="<U5")
+    start = 0
+    for name, n in zip(SPLITS, n_per, strict=True):
+        split_of_fold[order[start:start + n]] = name
+        start += n
+    return split_of_fold[fold]
+
+
+def stratified_subsample(
+    labels: Sequence[object] | np.ndarray, n: int, seed: int = 0
+) -> np.ndarray:
+    """Indices of ``n`` records drawn per class in proportion to class size.
+
+    Each class present gets at least one record when ``n`` allows it (so small cohorts still
+    show every class), the rest is allotted by largest remainder; draws are without replacement
+    with ``seed``. Returns sorted indices; all indices when ``n >= len(labels)``.
+    """
+    y = _as_labels(labels)
+    if n is None or n >= len(y):
+        return np.arange(len(y))
+    if n < 1:
+        raise ValueError(f"max_records={n!r}: pass a positive number of records, or None for all")
+    classes, counts = np.unique(y, return_counts=True)
+    quota = counts / counts.sum() * n
+    take = np.floor(quota).astype(int)
+    if n >= len(classes):
+        take = np.maximum(take, 1)
+    while take.sum() > n:  # the minimum of one pushed us over: trim the largest
+        take[np.argmax(take)] -= 1
+    for j in np.argsort(-(quota - np.floor(quota)), kind="stable"):
+        if take.sum() >= n:
+            break
+        if take[j] < counts[j]:
+            take[j] += 1
+    rng = np.random.default_rng(seed)
+    chosen = [rng.choice(np.flatnonzero(y == c), size=t, replace=False)
+              for c, t in zip(classes, take, strict=True)]
+    return np.sort(np.concatenate(chosen))
