@@ -22,6 +22,7 @@ its scale in both releases; the number of replaced values is kept in
 from __future__ import annotations
 
 import ast
+import json
 import math
 import os
 from pathlib import Path
@@ -111,10 +112,15 @@ def load_scp_statements(data_dir: str | os.PathLike[str]) -> pd.DataFrame:
 
 
 def _parse_scp(text: Any, ecg_id: Any, path: Path) -> dict[str, float]:
-    try:
-        value = ast.literal_eval(text) if isinstance(text, str) else None
-    except (ValueError, SyntaxError):
-        value = None
+    value = None
+    if isinstance(text, str):
+        try:  # the codes are Python dict literals; as JSON they parse ~10x faster
+            value = json.loads(text.replace("'", '"'))
+        except ValueError:
+            try:
+                value = ast.literal_eval(text)
+            except (ValueError, SyntaxError):
+                value = None
     if not isinstance(value, dict):
         raise ValueError(
             f"{path}: scp_codes of ecg_id {ecg_id} is {text!r}, expected a dict literal such as "
