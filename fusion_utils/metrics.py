@@ -1,0 +1,198 @@
+"""The paper's nine one-vs-rest metrics (Sec. II.C), macro mean and std, and the improvement.
+
+Per class ``k`` the multi-class problem is read as "class k vs the rest": the predicted class is
+the most probable one, and ``TP, FP, FN, TN`` count records by (true == k, predicted == k). Then
+
+============  =============================================  =========================================
+accuracy      (TP + TN) / N                                  ``sklearn.metrics.accuracy_score`` (binary)
+specificity   TN / (TN + FP)                                 recall of the negative class
+sensitivity   TP / (TP + FN)                                 ``recall_score``
+precision     TP / (TP + FP)                                 ``precision_score``
+f1            2 TP / (2 TP + FP + FN)                        ``f1_score``
+informedness  sensitivity + specificity - 1                  Youden's J
+markedness    precision + NPV - 1, NPV = TN / (TN + FN)
+mcc           (TP TN - FP FN) / sqrt(...)                    ``matthews_corrcoef``
+auroc         area under the ROC of ``proba[:, k]``          ``roc_auc_score``
+============  =============================================  =========================================
+
+The counts are computed once from the confusion matrix (the tests check every metric against
+scikit-learn). A metric whose denominator is zero (a class absent from the test set, a class never
+predicted) is NaN with a :class:`UndefinedMetricWarning`; macro mean and std skip NaNs. The
+standard deviation across classes uses ``ddof=0`` (population std of the class values).
+
+Values are fractions in [0, 1] (MCC, informedness, markedness in [-1, 1]). The paper's
+improvement is a difference in percentage points: 70% -> 80% is +10 (:func:`improvement`).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import confusion_matrix, roc_auc_score
+
+__all__ = [
+    "METRICS",
+    "UndefinedMetricWarning",
+    "classification_report_table",
+    "compare_models",
+    "improvement",
+    "improvement_table",
+    "macro_summary",
+    "one_vs_rest_counts",
+    "per_class_metrics",
+    "relative_change",
+]
+
+METRICS: tuple[str, ...] = ("accuracy", "specificity", "sensitivity", "precision", "f1",
+                            "informedness", "markedness", "mcc", "auroc")
+
+
+class UndefinedMetricWarning(UserWarning):
+    """A metric is undefined for a class (zero denominator); its value is NaN."""
+
+
+def _div(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    num, den = np.asarray(num, float), np.asarray(den, float)
+    out = np.full(np.broadcast(num, den).shape, np.nan)
+    np.divide(num, den, out=out, where=den != 0)
+    return out
+
+
+def _labels_and_proba(y_true: Sequence, proba: np.ndarray, classes: Sequence[str]
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    classes = np.asarray(classes, dtype=str)
+    y = np.asarray(y_true).astype(str)
+    proba = np.asarray(proba, dtype=float)
+    if proba.ndim != 2 or proba.shape != (len(y), len(classes)):
+        raise ValueError(f"proba has shape {proba.shape}; expected (n={len(y)}, "
+                         f"classes={len(classes)}) with columns in the order {list(classes)}")
+    unknown = sorted(set(y) - set(classes))
+    if unknown:
+        raise ValueError(f"y_true has label(s) {unknown} not in classes {list(classes)}")
+    return y, proba, classes
+
+
+def one_vs_rest_counts(y_true: Sequence, y_pred: Sequence, classes: Sequence[str]) -> pd.DataFrame:
+    """TP, FP, FN, TN per class (rows in ``classes`` order) from the confusion matrix."""
+    classes = np.asarray(classes, dtype=str)
+    cm = confusion_matrix(np.asarray(y_true).astype(str), np.asarray(y_pred).astype(str),
+                          labels=classes)
+    tp = np.diag(cm).astype(float)
+    fp = cm.sum(axis=0) - tp
+    fn = cm.sum(axis=1) - tp
+    tn = cm.sum() - tp - fp - fn
+    return pd.DataFrame({"tp": tp, "fp": fp, "fn": fn, "tn": tn}, index=pd.Index(classes,
+                                                                                  name="class"))
+
+
+def per_class_metrics(y_true: Sequence, proba: np.ndarray, classes: Sequence[str],
+                      warn: bool = True) -> pd.DataFrame:
+    """The nine metrics per class (rows: classes, columns: :data:`METRICS`).
+
+    Parameters
+    ----------
+    y_true : sequence of str
+        True class names.
+    proba : ndarray (n, n_classes)
+        Predicted probabilities, columns in ``classes`` order. The predicted class is the argmax.
+    classes : sequence of str
+        Class order.
+    warn : bool
+        Emit :class:`UndefinedMetricWarning` for NaN values.
+    """
+    y, proba, classes = _labels_and_proba(y_true, proba, classes)
+    pred = classes[np.argmax(proba, axis=1)]
+    c = one_vs_rest_counts(y, pred, classes)
+    tp, fp, fn, tn = (c[k].to_numpy() for k in ("tp", "fp", "fn", "tn"))
+    n = tp + fp + fn + tn
+    sens = _div(tp, tp + fn)
+    spec = _div(tn, tn + fp)
+    prec = _div(tp, tp + fp)
+    npv = _div(tn, tn + fn)
+    mcc_den = np.sqrt((tp + fp) * (tp + fn) * (tn + fp) * (tn + fn))
+    table = pd.DataFrame({
+        "accuracy": _div(tp + tn, n),
+        "specificity": spec,
+        "sensitivity": sens,
+        "precision": prec,
+        "f1": _div(2 * tp, 2 * tp + fp + fn),
+        "informedness": sens + spec - 1,
+        "markedness": prec + npv - 1,
+        "mcc": _div(tp * tn - fp * fn, mcc_den),
+    }, index=pd.Index(classes, name="class"))
+    auc = np.full(len(classes), np.nan)
+    for k, cls in enumerate(classes):
+        pos = y == cls
+        if 0 < pos.sum() < len(y):
+            auc[k] = roc_auc_score(pos, proba[:, k])
+    table["auroc"] = auc
+    if warn and table.isna().to_numpy().any():
+        bad = {m: list(table.index[table[m].isna()]) for m in table.columns if table[m].isna().any()}
+        warnings.warn(f"undefined metrics (zero denominator: class absent from y_true or never "
+                      f"predicted) set to NaN: {bad}", UndefinedMetricWarning, stacklevel=2)
+    return table
+
+
+def macro_summary(per_class: pd.DataFrame) -> pd.DataFrame:
+    """Rows ``macro_mean`` and ``macro_std`` (ddof=0, NaN skipped) of a per-class table."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns stay NaN
+        mean = np.nanmean(per_class.to_numpy(float), axis=0) if len(per_class) else np.nan
+        std = np.nanstd(per_class.to_numpy(float), axis=0) if len(per_class) else np.nan
+    return pd.DataFrame([mean, std], index=pd.Index(["macro_mean", "macro_std"], name="class"),
+                        columns=per_class.columns)
+
+
+def classification_report_table(y_true: Sequence, proba: np.ndarray, classes: Sequence[str],
+                                warn: bool = True) -> pd.DataFrame:
+    """Tidy table ``metric, class, value``: every class plus ``macro_mean`` and ``macro_std``."""
+    per_class = per_class_metrics(y_true, proba, classes, warn=warn)
+    full = pd.concat([per_class, macro_summary(per_class)])
+    tidy = full.reset_index().melt(id_vars="class", var_name="metric", value_name="value")
+    tidy["metric"] = pd.Categorical(tidy["metric"], categories=list(METRICS), ordered=True)
+    tidy = tidy.sort_values(["metric"], kind="stable").reset_index(drop=True)
+    tidy["metric"] = tidy["metric"].astype(str)
+    return tidy[["metric", "class", "value"]]
+
+
+def compare_models(y_true: Sequence, probas: dict[str, np.ndarray], classes: Sequence[str],
+                   warn: bool = True) -> pd.DataFrame:
+    """:func:`classification_report_table` for several models: columns metric, class, model, value."""
+    frames = [classification_report_table(y_true, p, classes, warn=warn).assign(model=name)
+              for name, p in probas.items()]
+    return pd.concat(frames, ignore_index=True)[["metric", "class", "model", "value"]]
+
+
+def improvement(before: float | np.ndarray, after: float | np.ndarray) -> float | np.ndarray:
+    """The paper's improvement in percentage points: ``100 * (after - before)``.
+
+    ``before`` and ``after`` are fractions; 0.70 -> 0.80 gives +10 (Figs. 2-3). Positive means
+    the fused model is better.
+    """
+    out = 100.0 * (np.asarray(after, float) - np.asarray(before, float))
+    return out if out.ndim else float(out)
+
+
+def relative_change(before: float | np.ndarray, after: float | np.ndarray) -> float | np.ndarray:
+    """Relative change ``(after - before) / |before|`` (0.70 -> 0.80 gives +0.1429); NaN if 0."""
+    b, a = np.asarray(before, float), np.asarray(after, float)
+    out = _div(a - b, np.abs(b))
+    return out if out.ndim else float(out)
+
+
+def improvement_table(metrics: pd.DataFrame, base: str = "image", new: str = "fused") -> pd.DataFrame:
+    """Wide table from a tidy ``metric, class, model, value`` frame.
+
+    Columns: ``metric``, ``class``, ``image``, ``fused``, ``improvement`` (percentage points) and
+    ``relative_change``.
+    """
+    wide = metrics.pivot_table(index=["metric", "class"], columns="model", values="value",
+                               aggfunc="first", dropna=False, sort=False).reset_index()
+    wide.columns.name = None
+    wide["improvement"] = improvement(wide[base].to_numpy(), wide[new].to_numpy())
+    wide["relative_change"] = relative_change(wide[base].to_numpy(), wide[new].to_numpy())
+    return wide
+
