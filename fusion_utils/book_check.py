@@ -562,7 +562,8 @@ def _default_screenshot_pages(html_dir: Path, pages: Sequence[str]) -> list[str]
                                                                      "search.html")]
     executed = [p for p in chapters if "/executed/" in f"/{p}"]
     for p in executed + chapters:
-        if "<img" in (html_dir / p).read_text("utf-8", errors="replace"):
+        # a figure of the chapter itself (Sphinx copies them to _images/), not a theme icon
+        if "_images/" in (html_dir / p).read_text("utf-8", errors="replace"):
             chosen.append(p)
             break
     else:
