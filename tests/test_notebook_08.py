@@ -1,0 +1,74 @@
+"""Notebook 08 (results across the grid) executed with papermill on hand-made results tables."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import nbformat
+import pytest
+from test_grid_findings import make_results  # tests/ is on sys.path under pytest
+
+from fusion_utils.notebook_runner import execute_notebook, notebook_parameters
+
+
+def _outputs(nb: nbformat.NotebookNode) -> tuple[str, list[str], int]:
+    """All text output, the Markdown outputs, and the number of images."""
+    text, markdown, images = [], [], 0
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "stream":
+                text.append(out["text"])
+            data = out.get("data", {})
+            if "text/markdown" in data:
+                markdown.append(data["text/markdown"])
+            if "text/plain" in data:
+                text.append(data["text/plain"])
+            images += "image/png" in data
+    return "\n".join(text), markdown, images
+
+
+def test_parameters_are_documented() -> None:
+    params = notebook_parameters("08_results")
+    assert list(params) == ["results_path", "runs_dir", "paper_runs_dir", "dataset", "tol"]
+    assert all(p["help"] for p in params.values())
+
+
+@pytest.mark.slow
+def test_notebook_08_book_grid_and_paper_grid(tmp_path: Path) -> None:
+    book = make_results(backbones=("efficientnet_lite0",))
+    book.to_parquet(tmp_path / "book.parquet")
+    paper_runs = tmp_path / "paper_runs"  # a runs folder as the grid leaves it
+    for cid, table in make_results().groupby("config_id"):
+        (paper_runs / cid).mkdir(parents=True)
+        table.to_parquet(paper_runs / cid / "results.parquet")
+        (paper_runs / cid / "status.json").write_text(json.dumps({"state": "done"}))
+
+    out = execute_notebook("08_results", tmp_path / "08.ipynb",
+                           {"results_path": str(tmp_path / "book.parquet"),
+                            "paper_runs_dir": str(paper_runs)}, timeout=300)
+    text, markdown, images = _outputs(nbformat.read(out, as_version=4))
+    assert images >= 2  # Figs. 2-3 heatmaps and Fig. 4 box plots
+    book_findings, paper_findings = (m for m in markdown if m.startswith("| # |"))
+    # the one-network book grid cannot test the network-specific findings...
+    for claim in ("AlexNet fine-tuned degrades", "VGG19 fine-tuned", "MobileNetV2, GoogLeNet"):
+        line = next(ln for ln in book_findings.splitlines() if claim in ln)
+        assert "*not testable*" in line
+    assert "12 reproduced, 0 not reproduced, 3 not testable" in text
+    # ...the paper-like full table reproduces all fifteen
+    assert "32 completed configuration(s) of the paper grid" in text
+    assert paper_findings.count("| reproduced |") == 15
+
+
+@pytest.mark.slow
+def test_notebook_08_one_dataset_without_paper_grid(tmp_path: Path) -> None:
+    make_results(backbones=("efficientnet_lite0",)).to_parquet(tmp_path / "r.parquet")
+    out = execute_notebook("08_results", tmp_path / "08.ipynb",
+                           {"results_path": str(tmp_path / "r.parquet"), "dataset": "ptbxl",
+                            "paper_runs_dir": "none"}, timeout=300)
+    text, markdown, _ = _outputs(nbformat.read(out, as_version=4))
+    assert "ham10000-" not in text.split("The paper grid is not shown")[0]
+    assert "The paper grid is not shown" in text
+    (findings,) = (m for m in markdown if m.startswith("| # |"))
+    line = next(ln for ln in findings.splitlines() if "PTB-XL's changes" in ln)
+    assert "*not testable*" in line  # needs both datasets
