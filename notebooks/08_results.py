@@ -52,6 +52,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 from IPython.display import Markdown, display
+from myst_nb import glue
 
 from fusion_utils import eval_plots, grid, grid_findings
 from fusion_utils.paths import check_dataset, project_root
@@ -82,6 +83,10 @@ configs = (results.drop_duplicates("config_id")
            [["config_id", "dataset", "backbone", "weights", "mode", "augment", "epochs"]]
            .reset_index(drop=True))
 display(configs)
+grids = ", ".join(sorted(map(str, results["grid"].dropna().unique())))
+data_label = (f"grid {grids}: {len(configs)} configuration(s)"
+              + (" on the synthetic demo cohort" if grids == "book" else ""))
+glue("data_label", data_label, display=False)
 
 # %% [markdown]
 # Each row above is one configuration of the grid that completed; its run folder
@@ -94,7 +99,8 @@ display(configs)
 #
 # The paper's Figs. 2 (HAM10000) and 3 (PTB-XL) show, for each network and set-up, the macro
 # average of each metric with metadata minus without, in percentage points: a score of 70%
-# without and 80% with metadata is plotted as +10.
+# without and 80% with metadata is plotted as +10. {numref}`fig-results-improvement` redraws
+# them for every configuration of the grid.
 
 # %%
 TITLES = {"ham10000": "HAM10000 (Fig. 2)", "ptbxl": "PTB-XL (Fig. 3)"}
@@ -116,14 +122,19 @@ limit = max(1.0, float(macro["improvement"].abs().max()))
 for ax, d in zip(axes[0], datasets, strict=True):
     eval_plots.improvement_heatmap(macro[macro["dataset"] == d], ax=ax, title=TITLES.get(d, d),
                                    limit=limit)
-plt.show()
+glue("fig_results_improvement", fig, display=False)
+plt.close(fig)
 
 # %% [markdown]
-# **Figure: improvement in macro-averaged performance from adding metadata (Figs. 2-3 of the
-# paper), on the grid shown.** Rows are the nine metrics, columns the configurations (network,
-# BN or FT, "aug" when trained or extracted with augmentation); blue cells gain with metadata,
-# red cells lose. On the demo cohort the sizes of the gains reflect how strongly the synthetic
-# metadata were made to depend on the labels, not the real data.
+# ```{glue:figure} fig_results_improvement
+# :name: fig-results-improvement
+#
+# Improvement in macro-averaged performance from adding metadata, the paper's Figs. 2
+# (HAM10000) and 3 (PTB-XL), for {glue:text}`data_label`. Rows are the nine metrics, columns the
+# configurations (network, BN or FT, "aug" when trained or extracted with augmentation); blue
+# cells gain with metadata, red cells lose. On the demo cohort the sizes of the gains reflect
+# how strongly the synthetic metadata were made to depend on the labels, not the real data.
+# ```
 #
 # The same numbers as a table, with the image-only and fused scores for three metrics:
 
@@ -139,7 +150,8 @@ scores.round(3)
 #
 # For each class, the AUROC of the fused classifier minus that of the image-only classifier on
 # the same test images; DeLong's paired test (evaluation chapter) gives a p-value per class,
-# marked beside each class's point: \*\* for $p \le 0.05$, \* for $p \le 0.10$.
+# marked beside each class's point: \*\* for $p \le 0.05$, \* for $p \le 0.10$
+# ({numref}`fig-results-auroc`).
 
 # %%
 classwise = label_configurations(grid_findings.class_improvements(results, "auroc"))
@@ -149,13 +161,19 @@ for ax, d in zip(axes[0], datasets, strict=True):
     eval_plots.auroc_improvement_boxplot(classwise[classwise["dataset"] == d], ax=ax,
                                          title={"ham10000": "(a) HAM10000",
                                                 "ptbxl": "(b) PTB-XL"}.get(d, d))
-plt.show()
+glue("fig_results_auroc", fig, display=False)
+plt.close(fig)
 
 # %% [markdown]
-# **Figure: class-wise AUROC improvement from metadata (Fig. 4 of the paper).** Each dot is one
-# class of one configuration; boxes summarise the classes. Positive values mean the fused
-# classifier separates that class better than the image-only one; stars mark the classes whose
-# improvement is significant by DeLong's test at the paper's two levels.
+# ```{glue:figure} fig_results_auroc
+# :name: fig-results-auroc
+#
+# Class-wise AUROC improvement from metadata, the paper's Fig. 4, for {glue:text}`data_label`.
+# Each dot is one class of one configuration; boxes summarise the classes. Positive values mean
+# the fused classifier separates that class better than the image-only one; stars mark the
+# classes whose improvement is significant by DeLong's test (\*\* $p \le 0.05$,
+# \* $p \le 0.10$).
+# ```
 #
 # ## The paper's findings, point by point
 #
