@@ -762,11 +762,27 @@ def _preflight(todo: list[tuple[Configuration, dict[str, Any]]], rows: list[dict
     return kept
 
 
+def _interleave(todo: list[tuple[Configuration, dict[str, Any]]]
+                ) -> list[tuple[Configuration, dict[str, Any]]]:
+    """Alternate datasets (ptbxl, ham10000, ptbxl, ...), keeping each dataset's order.
+
+    Configurations running at the same time then mostly read different datasets, so they do
+    not compute the same uncached scalograms or images twice.
+    """
+    by_dataset: dict[str, list[tuple[Configuration, dict[str, Any]]]] = {}
+    for item in todo:
+        by_dataset.setdefault(item[0].dataset, []).append(item)
+    columns = itertools.zip_longest(*by_dataset.values())
+    return [item for row in columns for item in row if item is not None]
+
+
 def _watch(client: Any, todo: list[tuple[Configuration, dict[str, Any]]], poll: float,
            say: Callable[[str], None]) -> list[dict[str, Any]]:
+    ordered = _interleave(todo)
     futures = {client.submit(run_configuration, task, key=f"grid-{cfg.config_id}-"
-                             f"{task['config_hash']}-{time.time_ns()}", pure=False): (cfg, task)
-               for cfg, task in todo}
+                             f"{task['config_hash']}-{time.time_ns()}", pure=False,
+                             priority=len(ordered) - i): (cfg, task)
+               for i, (cfg, task) in enumerate(ordered)}
     shown: dict[str, tuple[Any, Any]] = {}
     pending = set(futures)
     rows: list[dict[str, Any]] = []

@@ -287,3 +287,12 @@ def test_failed_configuration_is_reported_on_an_existing_scheduler(
     table = grid.grid_status(runs)
     assert dict(zip(table["config_id"], table["state"], strict=True)) == {
         "ham10000-ft-aug": "failed", "ptbxl-ft-aug": "done"}
+
+
+def test_submission_alternates_datasets() -> None:
+    spec = {"datasets": {"ptbxl": {}, "ham10000": {}}, "axes": {"mode": ["bn", "ft"],
+                                                                "augment": [False, True]}}
+    g = grid.load_grid(spec, resolve_notebooks=False)
+    order = [c.config_id for c, _ in grid._interleave([(c, {}) for c in g.configurations])]
+    assert order == ["ptbxl-bn-noaug", "ham10000-bn-noaug", "ptbxl-bn-aug", "ham10000-bn-aug",
+                     "ptbxl-ft-noaug", "ham10000-ft-noaug", "ptbxl-ft-aug", "ham10000-ft-aug"]
