@@ -9,12 +9,24 @@ the column names (``img.0000`` ... then the encoder's names such as ``age``,
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-__all__ = ["align_metadata", "feature_matrix", "fuse", "metadata_frame"]
+__all__ = [
+    "align_metadata",
+    "class_order",
+    "default_run_dir",
+    "feature_matrix",
+    "fuse",
+    "metadata_frame",
+    "resolve_run_dir",
+    "save_classifier",
+    "train_image_and_fused",
+    "write_run",
+]
 
 
 def feature_matrix(features: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -112,3 +124,158 @@ def fuse(features: Any, metadata: pd.DataFrame | None, encoder: Any) -> tuple[np
     if clash:
         raise ValueError(f"metadata names {sorted(clash)} clash with image feature names")
     return np.hstack([X.astype(np.float64), G]), np.concatenate([names, meta_names])
+
+
+# --------------------------------------------------------------------------------------------
+# notebook 04: train the image-only and the fused classifiers, write the run folder
+
+
+def default_run_dir(dataset: str) -> Path:
+    """Run folder used when a notebook's ``run_dir`` is empty: ``<root>/runs/single/<dataset>``."""
+    from .paths import check_dataset, runs_dir
+
+    return runs_dir("single") / check_dataset(dataset)
+
+
+def resolve_run_dir(dataset: str, run_dir: str | None) -> Path:
+    """A notebook's ``run_dir`` parameter: empty means :func:`default_run_dir`."""
+    from .paths import project_root
+
+    if run_dir is None or str(run_dir).strip() == "":
+        return default_run_dir(dataset)
+    path = Path(run_dir).expanduser()
+    return path if path.is_absolute() else project_root() / path
+
+
+def _ordered_proba(model: Any, X: np.ndarray, classes: Sequence[str]) -> np.ndarray:
+    """Probabilities with columns in ``classes`` order (0 for a class absent from training)."""
+    proba = model.predict_proba(X)
+    fitted = [str(c) for c in model.classes_]
+    out = np.zeros((len(X), len(classes)))
+    for k, c in enumerate(classes):
+        if c in fitted:
+            out[:, k] = proba[:, fitted.index(c)]
+    return out
+
+
+def _ordered_weights(model: Any, classes: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    fitted = [str(c) for c in model.classes_]
+    d = model.coef_.shape[1]
+    coef = np.full((len(classes), d), np.nan)  # a class absent from training: NaN row
+    intercept = np.full(len(classes), np.nan)
+    for k, c in enumerate(classes):
+        if c in fitted:
+            coef[k], intercept[k] = model.coef_[fitted.index(c)], model.intercept_[fitted.index(c)]
+    return coef, intercept
+
+
+def save_classifier(path: Any, model: Any, feature_names: Sequence[str], classes: Sequence[str],
+                    X_train: np.ndarray) -> Any:
+    """Write ``classifier_{image,fused}.npz`` (ARCHITECTURE.md): ``coef`` (classes x features,
+    rows in ``classes`` order; NaN for a class absent from training), ``intercept``,
+    ``feature_names``, ``classes``, ``feature_std``
+    (per-feature std of the training matrix)."""
+    from .io import save_npz_atomic
+
+    coef, intercept = _ordered_weights(model, classes)
+    return save_npz_atomic(path, coef=coef, intercept=intercept,
+                           feature_names=np.asarray(feature_names, dtype=str),
+                           classes=np.asarray(classes, dtype=str),
+                           feature_std=np.asarray(X_train, dtype=np.float64).std(axis=0))
+
+
+def class_order(manifest: pd.DataFrame, labels: Sequence[str]) -> list[str]:
+    """Class order: the manifest's ``attrs['classes']``, else the dataset's, else sorted labels."""
+    classes = manifest.attrs.get("classes") if hasattr(manifest, "attrs") else None
+    if classes:
+        return [str(c) for c in classes]
+    datasets = set(manifest["dataset"].astype(str)) if "dataset" in manifest.columns else set()
+    if datasets == {"ptbxl"}:
+        return ["NORM", "MI", "STTC", "CD", "HYP"]
+    if datasets == {"ham10000"}:
+        return ["akiec", "bcc", "bkl", "df", "mel", "nv", "vasc"]
+    return sorted({str(x) for x in labels})
+
+
+def train_image_and_fused(features: Any, manifest: pd.DataFrame, *,
+                          metadata_columns: Sequence[str] | None = None, encoding: str = "paper",
+                          classifier_params: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Train the image-only and the fused softmax classifiers on the training split.
+
+    Parameters
+    ----------
+    features : FeatureSet
+        ``ids``, ``labels``, ``split``, ``X``, ``feature_names``.
+    manifest : DataFrame
+        The cohort manifest (``record_id`` and ``meta.*`` columns).
+    metadata_columns : sequence of str, optional
+        Metadata columns to fuse (default: all ``meta.*``).
+    encoding : str
+        :class:`~fusion_utils.metadata.MetadataEncoder` encoding.
+    classifier_params : dict, optional
+        Passed to :class:`~fusion_utils.softmax.SoftmaxClassifier`.
+
+    Returns
+    -------
+    dict
+        ``classes``, ``encoder``, ``models`` ({"image", "fused"}), ``matrices``
+        ({"image": (X, names), "fused": (H, names)}), ``train`` (boolean mask),
+        ``predictions`` (tidy frame, every split) and ``fit`` (per-model fit summary).
+    """
+    from .metadata import MetadataEncoder
+    from .softmax import SoftmaxClassifier
+
+    X, img_names = feature_matrix(features)
+    split = np.asarray(features.split).astype(str)
+    labels = np.asarray(features.labels).astype(str)
+    train = split == "train"
+    if not train.any():
+        raise ValueError("the feature set has no 'train' rows")
+    meta = align_metadata(features, manifest, metadata_columns)
+    encoder = MetadataEncoder(encoding=encoding).fit(meta[train])
+    H, fused_names = fuse(features, meta, encoder)
+    classes = class_order(manifest, labels)
+    params = dict(classifier_params or {})
+    matrices = {"image": (X.astype(np.float64), img_names), "fused": (H, fused_names)}
+    models, fits, frames = {}, {}, []
+    for name, (M, _names) in matrices.items():
+        model = SoftmaxClassifier(**params).fit(M[train], labels[train])
+        models[name] = model
+        fits[name] = {"fit_seconds": model.fit_time_, "epochs": model.n_epochs_,
+                      "grad_norm": model.grad_norm_, "loss": model.loss_,
+                      "converged": bool(model.converged_), "stop_reason": model.stop_reason_,
+                      "n_features": int(M.shape[1])}
+        proba = _ordered_proba(model, M, classes)
+        frame = pd.DataFrame({"record_id": np.asarray(features.ids).astype(str), "split": split,
+                              "label": labels, "model": name})
+        for k, c in enumerate(classes):
+            frame[f"prob.{c}"] = proba[:, k]
+        frames.append(frame)
+    return {"classes": classes, "encoder": encoder, "models": models, "matrices": matrices,
+            "train": train, "predictions": pd.concat(frames, ignore_index=True), "fit": fits}
+
+
+def write_run(run_dir: Any, result: dict[str, Any], extraction_info: dict[str, Any] | None = None
+              ) -> dict[str, Any]:
+    """Write ``predictions.parquet``, ``classifier_{image,fused}.npz`` and ``timings.json``.
+
+    Returns the timings written (seconds): ``extraction`` (features info ``seconds``),
+    ``finetune`` (``ft_seconds``), ``fit_image``, ``fit_fused`` and each fit's summary.
+    """
+    from .io import atomic_path, atomic_write_json
+
+    run = Path(run_dir)
+    run.mkdir(parents=True, exist_ok=True)
+    with atomic_path(run / "predictions.parquet") as tmp:
+        result["predictions"].to_parquet(tmp, index=False)
+    for name, model in result["models"].items():
+        M, names = result["matrices"][name]
+        save_classifier(run / f"classifier_{name}.npz", model, names, result["classes"],
+                        M[result["train"]])
+    info = extraction_info or {}
+    timings = {"extraction": info.get("seconds"), "finetune": info.get("ft_seconds"),
+               "fit_image": result["fit"]["image"]["fit_seconds"],
+               "fit_fused": result["fit"]["fused"]["fit_seconds"],
+               "classifier": result["fit"]}
+    atomic_write_json(run / "timings.json", timings)
+    return timings
