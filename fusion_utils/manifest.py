@@ -158,12 +158,10 @@ def _ptbxl_rows(data_dir: Path, sampling_rate: int) -> tuple[pd.DataFrame, int]:
         "label": table["label"].astype(str).to_numpy(),
         "path": [str(base / str(f)) for f in table[column]],
         "group": [_group_text(v) for v in table["patient_id"]],
-        "strat_fold": table["strat_fold"].to_numpy(),
     })
     rows["has_file"] = [os.path.isfile(p + ".hea") and os.path.isfile(p + ".dat")
                         for p in rows["path"]]
-    return rows.join(table.reset_index(drop=True).drop(columns=["label"]), rsuffix="_"), \
-        int(table.attrs["n_table"])
+    return _with_table(rows, table), int(table.attrs["n_table"])
 
 
 def _ham_rows(data_dir: Path) -> tuple[pd.DataFrame, int]:
@@ -177,8 +175,17 @@ def _ham_rows(data_dir: Path) -> tuple[pd.DataFrame, int]:
         "group": table["lesion_id"].astype(str).to_numpy(),
     })
     rows["has_file"] = [i in images for i in table.index]
-    return rows.join(table.reset_index(drop=True).drop(columns=["label"]), rsuffix="_"), \
-        int(table.attrs["n_table"])
+    return _with_table(rows, table), int(table.attrs["n_table"])
+
+
+_TABLE = "table."
+_NOT_METADATA = ("label", "scp_codes", "superclasses")
+
+
+def _with_table(rows: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
+    """Append the dataset table's columns to ``rows`` under a ``table.`` prefix."""
+    extra = table.reset_index(drop=True).drop(columns=list(_NOT_METADATA), errors="ignore")
+    return rows.join(extra.add_prefix(_TABLE))
 
 
 def _group_text(value: Any) -> str:
@@ -244,9 +251,7 @@ def build_manifest(
     else:
         rows, n_table = _ham_rows(data_dir)
         source = str(ham10000.find_metadata_file(data_dir))
-    table_columns = [c for c in rows.columns
-                     if c not in (*COLUMNS, "has_file", "strat_fold", "superclasses", "scp_codes")
-                     and not c.endswith("_")]
+    table_columns = [c.removeprefix(_TABLE) for c in rows.columns if c.startswith(_TABLE)]
     meta = resolve_metadata_columns(dataset, metadata_columns, table_columns, source)
     report = ManifestReport(dataset=dataset, data_dir=str(data_dir.resolve()), n_table=n_table,
                             n_unlabelled=n_table - len(rows))
@@ -267,7 +272,7 @@ def build_manifest(
     if split_scheme == "stratified":
         split = splits.stratified_split(labels, fractions, seed)
     elif split_scheme == "strat_fold":
-        split = splits.strat_fold_split(rows["strat_fold"].to_numpy())
+        split = splits.strat_fold_split(rows[_TABLE + "strat_fold"].to_numpy())
     else:
         split = splits.group_stratified_split(labels, rows["group"].to_numpy(), fractions, seed)
     df = pd.DataFrame({
@@ -279,7 +284,7 @@ def build_manifest(
         "split": pd.Series(split, dtype=str),
     })
     for name in meta:
-        df[META_PREFIX + name] = rows[name].to_numpy()
+        df[META_PREFIX + name] = rows[_TABLE + name].to_numpy()
     classes = class_order(dataset)
     report.n_records = len(df)
     counts = df["label"].value_counts()

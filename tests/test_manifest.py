@@ -173,3 +173,18 @@ def test_demo_cohort_loads(demo_cohort: Path) -> None:
     _check_schema(hdf, "ham10000")
     assert hreport.n_missing_files == 0 and hreport.n_records == 60
     assert load_image(hdf["path"].iloc[0]).mode == "RGB"
+
+
+@pytest.mark.shared_data
+def test_ham_eight_column_layout_offers_dataset(shared_ham: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "ham"
+    folder.mkdir()
+    (folder / "HAM10000_metadata.csv").write_bytes(
+        (shared_ham / "HAM10000_metadata_with_dataset_column.csv").read_bytes())
+    (folder / "images").symlink_to(shared_ham / "images")
+    df, report = manifest.build_manifest("ham10000", folder, metadata_columns="all")
+    assert report.n_records == 52
+    assert manifest.metadata_columns(df) == [
+        "meta.age", "meta.sex", "meta.localization", "meta.dataset"]
+    assert (df["dataset"] == "ham10000").all()  # the schema column is not the metadata column
+    assert set(df["meta.dataset"]) <= {"vidir_molemax", "vidir_modern", "rosendahl", "vienna_dias"}
