@@ -309,11 +309,13 @@ def load_signal(
                               f"{sampling_rate} was asked for (use filename_lr for 100 Hz and "
                               "filename_hr for 500 Hz)")
     _check_data_files(base, header)
-    try:
-        record = wfdb.rdrecord(str(base), physical=False)
-    except Exception as exc:
-        raise SignalFileError(f"{base}.dat: wfdb cannot read the samples: {exc}") from exc
-    digital = np.asarray(record.d_signal)
+    digital = _read_format16(base, header)
+    if digital is None:
+        try:
+            record = wfdb.rdrecord(str(base), physical=False)
+        except Exception as exc:
+            raise SignalFileError(f"{base}.dat: wfdb cannot read the samples: {exc}") from exc
+        digital = np.asarray(record.d_signal)
     if digital.shape != (header.sig_len, header.n_sig):
         raise SignalFileError(f"{base}: header/data mismatch: header promises "
                               f"{header.sig_len} x {header.n_sig} samples, read {digital.shape}")
@@ -332,6 +334,19 @@ def load_signal(
             raise SignalFileError(f"{hea}: units {header.units} cannot be converted to mV")
         signal = signal * np.asarray(factors)
     return signal.astype(np.float32)
+
+
+def _read_format16(base: Path, header: Any) -> np.ndarray | None:
+    """Samples of a one-file, format-16 record (PTB-XL's own), or ``None`` for anything else.
+
+    Format 16 is little-endian int16 with the signals interleaved, so NumPy reads it directly;
+    ``wfdb.rdrecord`` would parse the header a second time, which doubles the cost of a record
+    (about 10 ms against 5 ms). Other formats go through wfdb.
+    """
+    if len(set(header.file_name)) != 1 or set(header.fmt) != {"16"} or any(header.byte_offset):
+        return None
+    raw = np.fromfile(base.parent / header.file_name[0], dtype="<i2")
+    return raw.reshape(header.sig_len, header.n_sig).astype(np.int64)
 
 
 def _check_data_files(base: Path, header: Any) -> None:

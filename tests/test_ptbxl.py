@@ -86,6 +86,12 @@ def test_load_signal_real_record(shared_ptbxl: Path, full_table: pd.DataFrame) -
     np.testing.assert_array_equal(x, ptbxl.load_signal(str(base) + ".hea"))
     hr = ptbxl.load_signal(shared_ptbxl / full_table.loc[8, "filename_hr"], sampling_rate=500)
     assert hr.shape == (5000, 12)
+    # the NumPy fast path for format 16 gives wfdb's own physical values
+    import wfdb
+
+    for path, rate in ((base, 100), (shared_ptbxl / full_table.loc[8, "filename_hr"], 500)):
+        expected = wfdb.rdrecord(str(path)).p_signal.astype(np.float32)
+        np.testing.assert_allclose(ptbxl.load_signal(path, rate), expected, atol=1e-6)
 
 
 @pytest.mark.shared_data
