@@ -242,5 +242,41 @@ def test_load_run_and_find_runs(tmp_path):
 def test_parse_column_sets():
     assert I.parse_column_sets("", "ptbxl") == I.DEFAULT_COLUMN_SETS["ptbxl"]
     assert I.parse_column_sets("p=meta.age, sex", "ham10000") == {"p": ("age", "sex")}
+    assert I.parse_column_sets("p:age;q:sex", "ptbxl") == {"p": ("age",), "q": ("sex",)}
     with pytest.raises(ValueError, match="name=col1"):
         I.parse_column_sets("age,sex", "ptbxl")
+
+
+def test_bootstrap_auroc_ci_matches_significance_module():
+    """Same resamples as significance.bootstrap_macro_ci, so the same AUROC intervals."""
+    from fusion_utils.significance import bootstrap_macro_ci
+
+    X, y = _toy(240, seed=4)
+    pa = LogisticRegression(max_iter=500).fit(X[:, :1], y).predict_proba(X[:, :1])
+    pb = LogisticRegression(max_iter=500).fit(X, y).predict_proba(X)
+    mine = I.bootstrap_auroc_ci(y, {"a": pa, "b": pb}, CLASSES, n_bootstrap=30, seed=5,
+                                differences=[("a", "b")]).set_index("model")
+    ref = bootstrap_macro_ci(y, {"a": pa, "b": pb}, CLASSES, n_bootstrap=30, seed=5,
+                             difference=("a", "b"))
+    ref = ref[ref["metric"] == "auroc"].set_index("model")
+    for m_mine, m_ref in (("a", "a"), ("b", "b"), ("b - a", "b-a")):
+        for col_mine, col_ref in (("auroc", "estimate"), ("ci_low", "ci_low"),
+                                  ("ci_high", "ci_high")):
+            assert mine.loc[m_mine, col_mine] == pytest.approx(ref.loc[m_ref, col_ref], abs=1e-12)
+    assert mine.loc["b - a", "ci_low"] > 0  # x1 and x2 add real information
+
+
+def test_permutation_importance_any_class_order_and_stored_weights():
+    """Classes given in another order than estimator.classes_ are matched, not misread; the
+    stored ClassifierWeights scores like the estimator it came from."""
+    Xtr, ytr = _leak_data(400, 0)
+    Xte, yte = _leak_data(400, 1)
+    est = LogisticRegression(max_iter=2000).fit(Xtr.to_numpy(), ytr)
+    a = I.grouped_permutation_importance(est, Xte.to_numpy(), yte, n_repeats=2)
+    b = I.grouped_permutation_importance(est, Xte.to_numpy(), yte, classes=["c", "a", "b"],
+                                         n_repeats=2)
+    w = I.ClassifierWeights.from_estimator(est, ["signal", "noise", "leak"])
+    c = I.grouped_permutation_importance(w, Xte.to_numpy(), yte, n_repeats=2)
+    for other in (b, c):
+        np.testing.assert_allclose(other["importance_mean"], a["importance_mean"], atol=1e-9)
+        assert other["baseline"].iloc[0] == pytest.approx(a["baseline"].iloc[0])
