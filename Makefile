@@ -8,7 +8,6 @@ STAMP := $(VENV)/.installed
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 export PYTHONUNBUFFERED := 1
 export HF_HUB_OFFLINE ?= 1
-export MPLBACKEND := Agg
 # constraints.txt pins the tested versions (torch 2.14.1 + torchvision 0.29.1, CPU here).
 PIP := $(PY) -m pip install --disable-pip-version-check -q
 

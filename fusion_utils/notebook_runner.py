@@ -100,6 +100,9 @@ def execute_notebook(
     out = Path(output)
     failed = out.with_suffix(".failed.ipynb")
     env_root = os.environ.setdefault("FUSION_PROJECT_ROOT", str(project_root()))
+    # A non-interactive MPLBACKEND (e.g. Agg, set for tests) would reach the kernel and keep
+    # figures out of the executed notebook: the kernel must use its inline backend.
+    saved_backend = os.environ.pop("MPLBACKEND", None)
     with atomic_path(out, suffix=".ipynb") as tmp:
         try:
             papermill.execute_notebook(
@@ -114,6 +117,9 @@ def execute_notebook(
                 f"{src.name} failed with parameters {params}: {exc.ename}: {exc.evalue} "
                 f"(cell {exc.exec_count}); executed notebook kept at {failed}"
             ) from exc
+        finally:
+            if saved_backend is not None:
+                os.environ["MPLBACKEND"] = saved_backend
     if failed.exists():
         failed.unlink()
     return out
