@@ -14,28 +14,32 @@ the published layouts, so :mod:`fusion_utils.ptbxl`, :mod:`fusion_utils.ham10000
     <outdir>/ham10000/HAM10000_images_part_2/ISIC_NNNNNNN.jpg   second half
 
 Command line: ``python -m fusion_utils.demo OUTDIR [--n-ptbxl N] [--n-ham N] [--seed S] [--force]
-[--records500]``. A re-run with the same parameters returns at once (the stamp); changed
+[--records500] [--workers W]``. A re-run with the same parameters returns at once (the stamp); changed
 parameters rebuild into a temporary folder that is renamed into place, so an interrupted build
 never leaves a half cohort behind a valid stamp. The same arguments give the same bytes (every
-record draws from its own ``numpy`` generator seeded by ``(seed, stream, index)``).
+record draws from its own ``numpy`` generator seeded by ``(seed, stream, index)``, so the bytes
+do not depend on the number of worker processes either). At the default size the build takes about
+53 s of CPU (ECG 8 s, images 43 s, neurokit2 templates 3 s), shared by two processes on two cores.
+Two builds into the same folder at the same time are not supported.
 
 Class proportions
 -----------------
 Each class gets ``floor + (1 - K * floor) * real share`` with ``floor = 0.08`` (K classes), rounded
 by largest remainder, so every class has a usable number of records at the book's size (400 + 400):
 
-========  ==========  ====  ==========  ========  ==========  ====
-PTB-XL    real share  demo  HAM10000    real      HAM share   demo
-========  ==========  ====  ==========  ========  ==========  ====
-NORM      0.558       0.415 nv          0.670     (6705)      0.375
-MI        0.156       0.174 mel         0.111     (1113)      0.129
-STTC      0.148       0.169 bkl         0.110     (1099)      0.128
-CD        0.105       0.143 bcc         0.051     (514)       0.103
-HYP       0.033       0.100 akiec       0.033     (327)       0.094
-\\        \\           \\    vasc        0.014     (142)       0.086
-\\        \\           \\    df          0.011     (115)       0.085
-========  ==========  ====  ==========  ========  ==========  ====
+======  ==========  ===========  =====  ==========  ===========
+PTB-XL  real share  demo share   HAM    real share  demo share
+======  ==========  ===========  =====  ==========  ===========
+NORM    0.558       0.415 (166)  nv     0.670       0.375 (150)
+MI      0.156       0.174 (69)   mel    0.111       0.129 (52)
+STTC    0.148       0.169 (68)   bkl    0.110       0.128 (51)
+CD      0.105       0.143 (57)   bcc    0.051       0.103 (41)
+HYP     0.033       0.100 (40)   akiec  0.033       0.094 (38)
+..      ..          ..           vasc   0.014       0.086 (34)
+..      ..          ..           df     0.011       0.085 (34)
+======  ==========  ===========  =====  ==========  ===========
 
+Counts in brackets: the book's default of 400 + 400 (:func:`class_counts`).
 PTB-XL shares are among the 16,272 single-superclass records of the official v1.0.1 table. Every
 demo PTB-XL record has exactly one diagnostic superclass (the paper's rule), so the requested
 count is the usable count.
@@ -47,16 +51,16 @@ HAM10000: all 10,015 rows) and rounded. Metadata therefore carries class informa
 construction, at about the real strength; the per-class tables (site, nurse, device, heart axis,
 localization, dx_type) are in ``_PTBXL_PRIORS`` / ``_HAM_PRIORS`` below.
 
-=====  =========  ========  =========  =========  =====================
-PTB-XL age        P(sex=1)  height     weight     site 0/1/2/3/other
-       mean (sd)  (female)  missing    missing
-=====  =========  ========  =========  =========  =====================
-NORM   52.1 (17)  0.545     0.66       0.45       .43/.30/.22/.02/.04
-MI     64.1 (13)  0.367     0.81       0.76       .51/.17/.26/.03/.03
-STTC   64.9 (14)  0.576     0.65       0.61       .34/.34/.26/.03/.04
-CD     64.0 (16)  0.389     0.70       0.61       .38/.26/.28/.03/.05
-HYP    61.4 (16)  0.437     0.51       0.48       .28/.43/.20/.03/.06
-=====  =========  ========  =========  =========  =====================
+======  =========  ========  =======  =======  ====================
+PTB-XL  age        P(sex=1)  height   weight   site 0/1/2/3/other
+        mean (sd)  (female)  missing  missing
+======  =========  ========  =======  =======  ====================
+NORM    52.1 (17)  0.545     0.66     0.45     .43/.30/.22/.02/.04
+MI      64.1 (13)  0.367     0.81     0.76     .51/.17/.26/.03/.03
+STTC    64.9 (14)  0.576     0.65     0.61     .34/.34/.26/.03/.04
+CD      64.0 (16)  0.389     0.70     0.61     .38/.26/.28/.03/.05
+HYP     61.4 (16)  0.437     0.51     0.48     .28/.43/.20/.03/.06
+======  =========  ========  =======  =======  ====================
 
 Height is drawn by sex (male 174 +- 8 cm, female 163 +- 7 cm) and weight from a body-mass index
 of 26 +- 4 (as in the real table, height and weight carry little class information apart from
@@ -1233,6 +1237,9 @@ def write_demo_cohort(outdir: str | os.PathLike[str], n_ptbxl: int = 400, n_ham:
                                   "folder.")
 
     outdir.mkdir(parents=True, exist_ok=True)
+    for stale in [*outdir.glob(".demo_cohort.*"), *outdir.glob(".demo_old.*")]:
+        if stale.is_dir() and time.time() - stale.stat().st_mtime > 3600:  # an interrupted build
+            shutil.rmtree(stale, ignore_errors=True)
     tmp = Path(tempfile.mkdtemp(prefix=".demo_cohort.", dir=outdir))
     try:
         if workers is None:
