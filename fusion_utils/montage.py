@@ -451,13 +451,26 @@ def records_to_montage_indices(
     stack = _stack_records(signals)
     if stack is None:
         return np.zeros((0, size, size), dtype=np.uint8)
+    from .scalogram import torch_worker_pool
+
     order = np.asarray(_render_plan(params.layout, size)[0])
     out = np.empty((stack.shape[0], size, size), dtype=np.uint8)
     step = int(batch_size)
-    for start in range(0, stack.shape[0], step):
+
+    def run(start: int) -> None:
         block = stack[start : start + step]
         lead_major = np.ascontiguousarray(block[:, :, order].transpose(2, 0, 1))  # (12, b, n)
         out[start : start + block.shape[0]] = _render_indices(_scalograms(lead_major, params), params)
+
+    starts = range(0, stack.shape[0], step)
+    # Whole batches (CWT + image) run on separate single-threaded torch workers.
+    with torch_worker_pool(None if len(starts) > 1 else 1) as pool:
+        if pool is None:
+            for start in starts:
+                run(start)
+        else:
+            for job in [pool.submit(run, start) for start in starts]:
+                job.result()
     return out
 
 
@@ -475,7 +488,9 @@ def records_to_montages(
         Records of equal length, leads in :data:`LEADS` order.
     params : MontageParams, optional
     batch_size : int
-        Records per CWT batch; memory is about ``batch_size x 3.4 MB`` for 10 s at 100 Hz.
+        Records per CWT batch; memory is about ``batch_size x 3.4 MB`` per torch thread for
+        10 s at 100 Hz. Batches run in parallel on :func:`~fusion_utils.scalogram.torch_worker_pool`
+        threads (one per torch thread).
 
     Returns
     -------
