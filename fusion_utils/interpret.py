@@ -40,6 +40,7 @@ __all__ = [
     "IMAGE_PREFIX",
     "LABEL_LEAK_COLUMNS",
     "ClassifierWeights",
+    "FusedData",
     "RunWeights",
     "WeightBlocks",
     "block_summary",
@@ -50,12 +51,14 @@ __all__ = [
     "fit_metadata_only",
     "grouped_permutation_importance",
     "image_mask",
+    "load_fused_data",
     "load_run",
     "macro_auroc",
     "one_vs_rest_auroc",
     "paired_bootstrap_delta",
     "parse_column_sets",
     "reading_comparison",
+    "run_parameters",
     "source_column",
     "split_blocks",
     "standardised_weights",
@@ -311,6 +314,7 @@ class ClassifierWeights:
             raise ValueError(f"X has shape {X.shape}; the classifier expects "
                              f"{self.coef.shape[1]} columns")
         z = X @ self.coef.T + self.intercept
+        z = np.where(np.isnan(z), -np.inf, z)  # a class absent from training (NaN row): p = 0
         z -= z.max(axis=1, keepdims=True)
         e = np.exp(z)
         return e / e.sum(axis=1, keepdims=True)
@@ -368,9 +372,9 @@ def weight_scale_table(image_only: ClassifierWeights, fused: ClassifierWeights) 
     rows = []
     for i, name in enumerate([*a.classes, "all"]):
         sl = slice(None) if name == "all" else slice(i, i + 1)
-        m_img = float(np.median(np.abs(a.image[sl])))
-        m_fus = float(np.median(np.abs(b.image[sl])))
-        m_meta = float(np.median(np.abs(b.meta[sl])))
+        m_img = float(np.nanmedian(np.abs(a.image[sl])))
+        m_fus = float(np.nanmedian(np.abs(b.image[sl])))
+        m_meta = float(np.nanmedian(np.abs(b.meta[sl])))
         ratio = m_img / m_fus if m_fus > 0 else np.inf
         rows.append({"class": name, "median_abs_image_only": m_img, "median_abs_fused": m_fus,
                      "median_abs_metadata": m_meta, "ratio": ratio,
@@ -400,8 +404,8 @@ def block_summary(weights: Mapping[str, ClassifierWeights]) -> pd.DataFrame:
             if not m.any():
                 continue
             rows.append({"model": model, "block": block, "n_features": int(m.sum()),
-                         "median_abs_weight": float(np.median(np.abs(w.coef[:, m]))),
-                         "median_abs_std_weight": (float(np.median(np.abs(std[:, m])))
+                         "median_abs_weight": float(np.nanmedian(np.abs(w.coef[:, m]))),
+                         "median_abs_std_weight": (float(np.nanmedian(np.abs(std[:, m])))
                                                    if std is not None else np.nan)})
     return pd.DataFrame(rows)
 
@@ -931,6 +935,140 @@ def find_runs(root: str | os.PathLike[str], classes: Sequence[str] | None = None
                     continue
         out.append(f.parent)
     return out
+
+
+def run_parameters(run_dir: str | os.PathLike[str], stem: str = "04_fusion") -> dict[str, Any]:
+    """The papermill parameters of an executed notebook kept in a run folder (``{}`` if none).
+
+    The grid runner keeps ``<run_dir>/<stem>.ipynb``; papermill records the injected parameters
+    in its metadata (``metadata.papermill.parameters``).
+    """
+    import json
+
+    path = Path(run_dir) / f"{stem}.ipynb"
+    if not path.is_file():
+        return {}
+    try:
+        nb = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return dict(nb.get("metadata", {}).get("papermill", {}).get("parameters", {}) or {})
+
+
+@dataclass(frozen=True)
+class FusedData:
+    """The fused matrix of a run, rebuilt and checked against the run's own predictions.
+
+    Attributes
+    ----------
+    X : numpy.ndarray
+        ``(n, d)`` fused matrix, columns in the classifier's order.
+    feature_names : numpy.ndarray
+        ``(d,)`` names (equal to the fused classifier's).
+    labels, split, ids : numpy.ndarray
+        Per row.
+    metadata_columns : list of str
+        Raw metadata columns used (without ``meta.``).
+    encoding : str
+        The ``MetadataEncoder`` encoding that reproduces the classifier's inputs.
+    max_abs_diff : float
+        Largest difference between the stored classifier's probabilities on the rebuilt matrix
+        and ``predictions.parquet`` (NaN when the run has no predictions file).
+    """
+
+    X: np.ndarray
+    feature_names: np.ndarray
+    labels: np.ndarray
+    split: np.ndarray
+    ids: np.ndarray
+    metadata_columns: list[str]
+    encoding: str
+    max_abs_diff: float
+
+
+def load_fused_data(
+    run_dir: str | os.PathLike[str],
+    manifest: pd.DataFrame,
+    *,
+    fused: ClassifierWeights | None = None,
+    encodings: Sequence[str] = ("paper", "standardised", "onehot"),
+    atol: float = 1e-6,
+) -> FusedData:
+    """Rebuild the fused matrix H of a run from ``features.npz`` and the cohort manifest.
+
+    Notebook 04 stores the classifiers and predictions but not H itself. This re-encodes the
+    manifest's metadata exactly as :func:`fusion_utils.fusion.train_image_and_fused` does
+    (encoder fitted on the training rows), with the encoding recorded in the run's executed
+    ``04_fusion.ipynb`` tried first, and accepts the result only if its column names equal the
+    stored classifier's and the classifier's probabilities on it match ``predictions.parquet``
+    within ``atol``.
+
+    Parameters
+    ----------
+    run_dir : path-like
+        Run folder with ``features.npz`` and ``classifier_fused.npz`` (and, ideally,
+        ``predictions.parquet``).
+    manifest : pandas.DataFrame
+        The manifest the run was built from (``record_id``, ``meta.*``).
+    fused : ClassifierWeights, optional
+        The fused classifier (default: loaded from the run).
+    encodings : sequence of str
+        Encodings to try.
+    atol : float
+        Tolerance of the check against the stored predictions.
+
+    Returns
+    -------
+    FusedData
+    """
+    from .features import FeatureSet
+    from .fusion import align_metadata, fuse
+    from .metadata import MetadataEncoder
+
+    run = Path(run_dir)
+    fpath = run / "features.npz"
+    if not fpath.is_file():
+        raise FileNotFoundError(f"no {fpath}: notebook 03 writes features.npz into the run folder")
+    features = FeatureSet.load(fpath)
+    fused = fused or ClassifierWeights.load(run / "classifier_fused.npz")
+    available = [c for c in manifest.columns if str(c).startswith(_META_PREFIX)]
+    try:
+        groups = feature_groups(fused.feature_names, available)
+    except KeyError as exc:
+        raise KeyError(f"{run}: the fused classifier uses metadata that the manifest lacks "
+                       f"({exc}); pass the manifest the run was built from (manifest_path)") from exc
+    columns = list(groups)
+    meta = align_metadata(features, manifest, columns)
+    split = np.asarray(features.split).astype(str)
+    labels = np.asarray(features.labels).astype(str)
+    ids = np.asarray(features.ids).astype(str)
+    train = split == "train"
+    stored = None
+    ppath = run / "predictions.parquet"
+    if ppath.is_file():
+        pred = pd.read_parquet(ppath)
+        pred = pred[pred["model"] == "fused"].set_index("record_id")
+        cols = [f"prob.{c}" for c in fused.classes]
+        if set(cols) <= set(pred.columns) and set(ids) <= set(pred.index.astype(str)):
+            pred.index = pred.index.astype(str)
+            stored = pred.loc[ids, cols].to_numpy(dtype=float)
+    recorded = str(run_parameters(run).get("encoding") or "")
+    order = list(dict.fromkeys([e for e in (recorded, *encodings) if e]))
+    tried = []
+    for enc in order:
+        encoder = MetadataEncoder(encoding=enc).fit(meta[train])
+        H, names = fuse(features, meta, encoder)
+        if list(names) != list(fused.feature_names):
+            tried.append(f"{enc}: other column names")
+            continue
+        if stored is None:
+            return FusedData(H, names, labels, split, ids, columns, enc, float("nan"))
+        diff = float(np.nanmax(np.abs(fused.predict_proba(H) - stored)))
+        if diff <= atol:
+            return FusedData(H, names, labels, split, ids, columns, enc, diff)
+        tried.append(f"{enc}: probabilities differ by {diff:.2g}")
+    raise ValueError(f"{run}: could not rebuild the fused matrix from the manifest "
+                     f"({'; '.join(tried)}); pass the manifest the run was built from")
 
 
 # --------------------------------------------------------------------------------------------

@@ -87,10 +87,10 @@ def plot_fig5(
         w = b.meta[c]
         ax.barh(y, w, color=np.where(w >= 0, "tab:green", "tab:red"))
         ax.axvline(0, color="k", lw=0.6)
-        ax.set_yticks(y, names if c == 0 else [""] * len(names), fontsize=7)
         ax.set_xlim(-1.05 * lim, 1.05 * lim)
         ax.tick_params(labelsize=7)
-    axes[2, 0].invert_yaxis()  # first metadata column on top (the row shares its y axis)
+    axes[2, 0].set_yticks(y, names, fontsize=7)  # the row shares its y axis
+    axes[2, 0].invert_yaxis()  # first metadata column on top
     axes[2, 0].set_ylabel("metadata weights\n(fused)", fontsize=8)
     axes[2, k - 1].set_xlabel("weight", fontsize=8)
     if title:
@@ -199,7 +199,10 @@ def plot_raw_vs_standardised(fused: ClassifierWeights) -> Any:
     sns.barplot(summary, x="scale", y="median |w|", hue="block", ax=axes[2])
     axes[2].set_yscale("log")
     axes[2].set_title("median |weight| per block", fontsize=9)
+    axes[2].set_xlabel("")
+    axes[2].set_ylabel("median |weight|", fontsize=8)
     axes[2].tick_params(labelsize=7)
+    axes[2].legend(fontsize=7, title="block", title_fontsize=7, loc="lower right")
     return fig
 
 

@@ -181,6 +181,7 @@ auroc["encoding"] = [k[1] for k in keys]
 auroc["label_leak"] = [any(c in leaks for c in sets[k[0]]) for k in keys]
 auroc["data"] = "demo" if is_demo else "real"
 auroc["dataset"] = dataset
+auroc["n_records"] = len(df)
 auroc["n_test"] = len(y_test)
 auroc["text"] = [f"{a:.3f} [{lo:.3f}, {hi:.3f}]"
                  for a, lo, hi in zip(auroc["auroc"], auroc["ci_low"], auroc["ci_high"], strict=True)]
