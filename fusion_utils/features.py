@@ -56,6 +56,7 @@ __all__ = [
     "manifest_hash",
     "precision_context",
     "run_features",
+    "subsample_manifest",
 ]
 
 FEATURES_VERSION = 1
@@ -146,6 +147,36 @@ class FeatureSet:
                 raise ValueError(f"{path}: not a FeatureSet file (missing {sorted(missing)})")
             return cls(z["ids"], z["labels"], z["split"], z["X"], z["feature_names"],
                        json.loads(str(z["info"])))
+
+
+def subsample_manifest(manifest: pd.DataFrame, max_images: int, seed: int = 0) -> pd.DataFrame:
+    """At most ``max_images`` rows, drawn in proportion from every (split, label) cell.
+
+    Every non-empty cell keeps at least one row while ``max_images`` allows it, so each split
+    still holds each of its classes; rows keep their manifest order and ``attrs``. ``0`` (or a
+    number at least the manifest's length) returns the manifest unchanged.
+    """
+    n = len(manifest)
+    if max_images is None or int(max_images) <= 0 or int(max_images) >= n:
+        return manifest
+    budget = int(max_images)
+    cells = manifest.groupby(["split", "label"], sort=True).indices
+    sizes = {k: len(v) for k, v in cells.items()}
+    quota = {k: min(sizes[k], max(1, round(budget * sizes[k] / n))) for k in cells}
+    while sum(quota.values()) > budget and any(q > 1 for q in quota.values()):
+        largest = max((k for k in quota if quota[k] > 1), key=lambda k: quota[k])
+        quota[largest] -= 1
+    while sum(quota.values()) < budget:
+        room = [k for k in quota if quota[k] < sizes[k]]
+        if not room:
+            break
+        quota[max(room, key=lambda k: sizes[k] - quota[k])] += 1
+    rng = np.random.default_rng(int(seed))
+    keep = np.concatenate([rng.choice(idx, size=quota[k], replace=False)
+                           for k, idx in cells.items() if quota[k] > 0])
+    out = manifest.iloc[np.sort(keep)[:budget]].copy()
+    out.attrs = dict(manifest.attrs)
+    return out
 
 
 # --------------------------------------------------------------------------- keys
@@ -430,7 +461,7 @@ def extract_features(
     todo = [c for c in range(n_chunks) if c not in chunks]
     bar = None
     if progress and todo:
-        from tqdm.auto import tqdm
+        from tqdm import tqdm
 
         done = n - sum(min(chunk_size, n - c * chunk_size) for c in todo)
         bar = tqdm(total=n, initial=done, desc=f"{backbone} {mode}", unit="img", mininterval=1.0)

@@ -176,3 +176,15 @@ def test_argument_validation(manifest, tmp_path) -> None:
     mixed.loc[0, "dataset"] = "ptbxl"
     with pytest.raises(ValueError, match="mixes datasets"):
         _extract(mixed, tmp_path)
+
+
+def test_subsample_keeps_every_split_and_class(manifest) -> None:
+    from fusion_utils.features import subsample_manifest
+
+    small = subsample_manifest(manifest, 6, seed=0)
+    assert len(small) == 6 and small.attrs == manifest.attrs
+    cells = set(zip(manifest.split, manifest.label, strict=True))
+    assert set(zip(small.split, small.label, strict=True)) == cells  # all 6 cells kept
+    assert small.index.is_monotonic_increasing
+    assert subsample_manifest(manifest, 0) is manifest
+    assert subsample_manifest(manifest, 6, seed=0).record_id.tolist() == small.record_id.tolist()
