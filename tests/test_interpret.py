@@ -280,3 +280,22 @@ def test_permutation_importance_any_class_order_and_stored_weights():
     for other in (b, c):
         np.testing.assert_allclose(other["importance_mean"], a["importance_mean"], atol=1e-9)
         assert other["baseline"].iloc[0] == pytest.approx(a["baseline"].iloc[0])
+
+
+def test_run_parameters_reads_papermill_metadata(tmp_path):
+    import json
+
+    nb = {"cells": [], "metadata": {"papermill": {"parameters": {"encoding": "onehot", "l2": 0.01}}},
+          "nbformat": 4, "nbformat_minor": 5}
+    (tmp_path / "04_fusion.ipynb").write_text(json.dumps(nb))
+    assert I.run_parameters(tmp_path) == {"encoding": "onehot", "l2": 0.01}
+    assert I.run_parameters(tmp_path / "missing") == {}
+
+
+def test_stored_weights_give_zero_probability_to_untrained_class():
+    w = I.ClassifierWeights(coef=np.array([[1.0], [np.nan], [-1.0]]),
+                            intercept=np.array([0.0, np.nan, 0.0]),
+                            feature_names=np.array(["age"]), classes=CLASSES)
+    p = w.predict_proba(np.array([[0.5], [-2.0]]))
+    assert (p[:, 1] == 0).all()
+    np.testing.assert_allclose(p.sum(axis=1), 1.0)

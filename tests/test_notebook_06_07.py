@@ -106,6 +106,15 @@ def test_synthetic_run_rebuilds_exactly(synthetic_runs):
     assert len(groups["recording_date"]) == 6
 
 
+def test_rebuild_refuses_a_manifest_without_the_runs_columns(synthetic_runs):
+    from fusion_utils.manifest import load_manifest
+
+    runs, mpath = synthetic_runs
+    manifest = load_manifest(mpath).drop(columns=["meta.height"])
+    with pytest.raises(KeyError, match="manifest_path"):
+        interpret.load_fused_data(runs[0], manifest)
+
+
 def test_notebook_06_on_synthetic_runs(synthetic_runs, tmp_path):
     runs, mpath = synthetic_runs
     out = execute_notebook("06_interpretability", tmp_path / "06.ipynb", {
