@@ -35,7 +35,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,6 +50,7 @@ __all__ = [
     "MontageParams",
     "colormap_lut",
     "lead_grid",
+    "mean_scalograms",
     "normalise_scalograms",
     "record_to_montage",
     "records_to_montage_indices",
@@ -499,3 +500,59 @@ def records_to_montages(
     params = params or MontageParams()
     idx = records_to_montage_indices(signals, params, batch_size=batch_size)
     return np.take(colormap_lut(params.colormap, params.n_colors), idx, axis=0)
+
+
+def mean_scalograms(
+    signals: Iterable[Any],
+    params: MontageParams | None = None,
+    *,
+    batch_size: int = 16,
+) -> tuple[np.ndarray, int]:
+    """Average of the records' normalised scalograms, streamed (a class-average picture).
+
+    Parameters
+    ----------
+    signals : iterable of array-like (n_samples, 12)
+        Records of equal length (for example a generator that loads them one by one).
+    params : MontageParams, optional
+        Wavelet and ``normalisation`` (each record is normalised before averaging, as it would
+        be in its montage).
+    batch_size : int
+        Records transformed together; memory stays at one batch of scalograms.
+
+    Returns
+    -------
+    mean : numpy.ndarray, float64, shape (12, n_scales, n_samples)
+        In :data:`LEADS` order, values in [0, 1].
+    n : int
+        Number of records averaged.
+    """
+    params = params or MontageParams()
+    total: np.ndarray | None = None
+    count = 0
+    batch: list[np.ndarray] = []
+    shape: tuple[int, ...] | None = None
+
+    def flush() -> None:
+        nonlocal total, count
+        stack = np.stack(batch)
+        mag = _scalograms(np.ascontiguousarray(np.swapaxes(stack, 1, 2)), params)
+        part = normalise_scalograms(mag, params.normalisation).sum(dim=0).double().numpy()
+        total = part if total is None else total + part
+        count += len(batch)
+        batch.clear()
+
+    for i, signal in enumerate(signals):
+        arr = _check_signal(signal, f"signals[{i}]")
+        shape = arr.shape if shape is None else shape
+        if arr.shape != shape:
+            raise ValueError(f"signals[{i}] has {arr.shape[0]} samples, earlier records "
+                             f"{shape[0]}: average records of one length")
+        batch.append(arr)
+        if len(batch) >= int(batch_size):
+            flush()
+    if batch:
+        flush()
+    if total is None:
+        raise ValueError("signals is empty: nothing to average")
+    return total / count, count

@@ -269,3 +269,19 @@ def test_real_record_00001_montage(shared_ptbxl):
     lut = M.colormap_lut()
     assert np.abs(lut[idx].astype(int) - ref_img.astype(int)).max() <= 16
     assert np.mean(np.all(lut[idx] == ref_img, axis=-1)) > 0.99
+
+
+def test_mean_scalograms_streams_an_average():
+    records = _one_lead_records()[:5]
+    mean, n = M.mean_scalograms(iter(records), batch_size=2)  # a generator, uneven batches
+    assert n == 5 and mean.shape == (12, 71, N)
+    from fusion_utils.scalogram import morse_scalogram
+
+    mag, _ = morse_scalogram(np.swapaxes(records, 1, 2))
+    expected = M.normalise_scalograms(mag, "per_lead").numpy().mean(axis=0)
+    np.testing.assert_allclose(mean, expected, atol=1e-6)
+    assert mean.min() >= 0 and mean.max() <= 1
+    with pytest.raises(ValueError, match="empty"):
+        M.mean_scalograms([])
+    with pytest.raises(ValueError, match="one length"):
+        M.mean_scalograms([records[0], records[1][:500]])
