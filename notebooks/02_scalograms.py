@@ -96,6 +96,14 @@ params = montage.MontageParams(
     normalisation=normalisation, colormap=colormap, image_size=image_size, fs=fs,
 )
 classes = [c for c in SUPERCLASSES if (df["label"] == c).any()]
+
+# A real record to show beside the cohort's (the paper's Fig. 1 is a real PTB-XL record).
+real_base = None
+if str(real_record).strip().lower() != "none":
+    candidate = (Path(real_record) if str(real_record).strip()
+                 else shared_data_dir() / "ptbxl" / "records100" / "00000" / "00001_lr")
+    if candidate.with_name(candidate.name + ".hea").is_file():
+        real_base = candidate.resolve()
 display(Markdown(
     f"**Cohort:** {len(df)} PTB-XL records at {fs:g} Hz from {source}"
     + (" (the synthetic demo cohort)" if is_demo else "") + ". "
@@ -151,7 +159,9 @@ plt.show()
 # ## One record's twelve scalograms
 
 # %%
-example = df[df["label"] == classes[0]].iloc[0]
+first_class = df[df["label"] == classes[0]]
+others = first_class[[Path(p).resolve() != real_base for p in first_class["path"]]]
+example = (others if len(others) else first_class).iloc[0]  # not the real record shown later
 signal = load_signal(example["path"], sampling_rate=int(fs))
 mag, freqs_w = scalogram.cwt_scalogram(signal.T, params.wavelet, fs, params.voices_per_octave,
                                        gamma=params.gamma, time_bandwidth=params.time_bandwidth)
@@ -185,12 +195,6 @@ plt.show()
 images = {f"demo record {example['record_id']} ({example['label']})" if is_demo else
           f"record {example['record_id']} ({example['label']})":
           montage.scalograms_to_montage(mag, params)}
-real_base = None
-if str(real_record).strip().lower() != "none":
-    candidate = (Path(real_record) if str(real_record).strip()
-                 else shared_data_dir() / "ptbxl" / "records100" / "00000" / "00001_lr")
-    if candidate.with_name(candidate.name + ".hea").is_file():
-        real_base = candidate
 if real_base is not None:
     real_fs = 500 if real_base.name.endswith("_hr") else 100
     real_params = montage.MontageParams(**{**params.to_dict(), "fs": float(real_fs)})
@@ -252,9 +256,10 @@ plt.show()
 # *Figures: class-average montages (top) and time-averaged frequency profiles of four leads
 # (bottom).* Averaging over records blurs the beats, which fall at different times in
 # different records, into horizontal bands; what remains is where each class puts its
-# energy. Differences between the class curves are what a network can pick up beyond the
-# beat-to-beat detail. (On the demo cohort they come from how the synthetic records were
-# drawn; run the chapter on the real data to see PTB-XL's own.)
+# energy (with few records per class the beats still show as streaks). Differences between
+# the class curves are what a network can pick up beyond the beat-to-beat detail. (On the
+# demo cohort they come from how the synthetic records were drawn; run the chapter on the
+# real data to see PTB-XL's own.)
 #
 # ## The cache: every record once, on disk
 #
