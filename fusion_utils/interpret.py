@@ -881,6 +881,23 @@ class RunWeights:
     fused: ClassifierWeights
     info: dict
 
+    @property
+    def mode(self) -> str:
+        """``"bn"`` or ``"ft"`` from the features' info (``""`` when unknown)."""
+        return str(self.info.get("mode") or "").lower()
+
+    @property
+    def augmented(self) -> bool:
+        """Whether the features were extracted with augmentation (info ``augment``: ``None``
+        or ``False`` without, a description of the augmentation or ``True`` with)."""
+        return _is_augmented(self.info.get("augment"))
+
+
+def _is_augmented(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() in ("true", "1", "yes", "aug")
+    return bool(value)
+
 
 def _read_feature_info(path: Path) -> dict:
     import json
@@ -906,15 +923,14 @@ def load_run(run_dir: str | os.PathLike[str]) -> RunWeights:
     image = ClassifierWeights.load(run / "classifier_image.npz")
     fused = ClassifierWeights.load(run / "classifier_fused.npz")
     info = _read_feature_info(run / "features.npz")
-    parts = [str(info[k]) for k in ("backbone",) if info.get(k)]
-    if parts:
-        mode = info.get("mode")
-        aug = info.get("augment")
-        if mode:
-            parts.append(str(mode).upper())
-        if aug is not None:
-            parts.append("aug" if aug in (True, "true", "True", 1) else "noaug")
-    label = " ".join(parts) if parts else run.name
+    if info.get("backbone"):
+        parts = [str(info["backbone"])]
+        if info.get("mode"):
+            parts.append(str(info["mode"]).upper())
+        parts.append("aug" if _is_augmented(info.get("augment")) else "noaug")
+        label = " ".join(parts)
+    else:
+        label = run.name
     return RunWeights(run_dir=run, label=label, image=image, fused=fused, info=info)
 
 

@@ -33,6 +33,7 @@ def plot_fig5(
     fused: ClassifierWeights,
     *,
     bins: int = 40,
+    clip_quantile: float = 0.98,
     title: str = "",
 ) -> Any:
     """The paper's Fig. 5: classifier weights per class, image-only vs fused.
@@ -40,7 +41,9 @@ def plot_fig5(
     Rows: (1) histogram of the image-feature weights of the image-only classifier; (2) the same
     for the fused classifier; (3) the fused classifier's metadata weights (bars). Columns:
     classes. Each histogram is annotated with the median ``|weight|``; rows 1 and 2 have their
-    own x-scales (the shrinkage is read from the annotations and the axes, as in the paper).
+    own x-scales (the shrinkage is read from the annotations and the axes, as in the paper);
+    their range is the ``clip_quantile`` of ``|weight|``, so that a handful of extreme weights
+    (features with almost no variance) do not squash the histograms.
 
     Parameters
     ----------
@@ -48,6 +51,9 @@ def plot_fig5(
         ``classifier_image.npz`` and ``classifier_fused.npz`` of one run.
     bins : int
         Histogram bins.
+    clip_quantile : float
+        Quantile of ``|weight|`` (over all classes of a row) that sets the histogram range;
+        weights beyond it are counted in the end bins and reported in the panel.
     title : str
         Figure title (e.g. the run's backbone).
 
@@ -61,19 +67,26 @@ def plot_fig5(
     if list(a.classes) != list(b.classes):
         raise ValueError(f"class order differs: {list(a.classes)} vs {list(b.classes)}")
     k = len(a.classes)
-    fig, axes = plt.subplots(3, k, figsize=(2.6 * k + 1, 7.8), squeeze=False,
+    fig, axes = plt.subplots(3, k, figsize=(2.3 * k + 1, 7.8), squeeze=False,
                              sharey="row", constrained_layout=True)
     rows = [(a.image, "image features,\nimage only", "tab:blue"),
             (b.image, "image features,\nwith metadata", "tab:orange")]
     for r, (block, label, color) in enumerate(rows):
-        lim = float(np.nanmax(np.abs(block))) if block.size else 1.0
-        edges = np.linspace(-lim, lim, bins + 1) if lim > 0 else bins
+        finite = np.abs(block[np.isfinite(block)])
+        # robust range: a few features with almost no variance can get huge weights
+        lim = float(np.quantile(finite, clip_quantile)) if finite.size else 1.0
+        lim = lim if lim > 0 else 1.0
+        edges = np.linspace(-lim, lim, bins + 1)
         for c in range(k):
             ax = axes[r, c]
-            ax.hist(block[c], bins=edges, color=color, alpha=0.85)
+            w = block[c][np.isfinite(block[c])]
+            ax.hist(np.clip(w, -lim, lim), bins=edges, color=color, alpha=0.85)
             ax.axvline(0, color="k", lw=0.6)
-            ax.text(0.02, 0.95, f"median |w| {_fmt(float(np.median(np.abs(block[c]))))}",
-                    transform=ax.transAxes, va="top", fontsize=7)
+            n_out = int((np.abs(w) > lim).sum())
+            note = f"median |w| {_fmt(float(np.median(np.abs(w)))) if w.size else 'n/a'}"
+            if n_out:
+                note += f"\n{n_out} beyond ±{_fmt(lim)} (in end bins)"
+            ax.text(0.02, 0.95, note, transform=ax.transAxes, va="top", fontsize=7)
             ax.tick_params(labelsize=7)
             ax.ticklabel_format(axis="x", style="sci", scilimits=(-2, 3))
             if r == 0:

@@ -217,6 +217,8 @@ def test_reading_comparison_ranks():
 
 
 def test_load_run_and_find_runs(tmp_path):
+    import json
+
     from fusion_utils.io import save_npz_atomic
 
     run = tmp_path / "runs" / "ptbxl-x-ft-aug"
@@ -237,6 +239,12 @@ def test_load_run_and_find_runs(tmp_path):
     assert rw.label == "vgg16 FT aug"
     assert rw.fused.blocks.meta_names.tolist() == ["age"]
     assert I.find_runs(tmp_path / "nothing") == []
+    # features.py stores the augmentation as None (without) or as its description (with)
+    for aug, expected in ((None, "noaug"), ({"max_shift": 30}, "aug"), (False, "noaug")):
+        save_npz_atomic(run / "features.npz", info=np.array(json.dumps(
+            {"backbone": "vgg16", "mode": "bn", "augment": aug})))
+        rw = I.load_run(run)
+        assert rw.label == f"vgg16 BN {expected}" and rw.augmented == (expected == "aug")
 
 
 def test_parse_column_sets():
