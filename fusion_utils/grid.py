@@ -103,12 +103,14 @@ kernel (a child process of the worker). By default a :class:`distributed.LocalCl
 once and ``--threads-per-worker`` how many compute threads each run's kernels use (exported as
 ``OMP_NUM_THREADS``/``MKL_NUM_THREADS``/``FUSION_NUM_THREADS`` before the kernels start, which
 torch reads at import). Without these options :func:`choose_layout` picks both from the core count
-(2 cores: 2 workers x 1 thread, which built the book grid faster than 1 x 2 here).
+(2 cores: 2 workers x 1 thread, which built the book grid faster than 1 x 2 here); when fewer
+configurations remain to run than workers, each gets the spare cores.
 
 ``--scheduler tcp://host:port`` sends the tasks to an existing Dask cluster instead. Its workers
 need this package installed and the same file system paths (project, ``runs/``, ``cache/``, data)
 as the machine that submits, and each should have one thread (``dask worker --nthreads 1``), or
-as many as configurations it may run at once. On SLURM or PBS, dask-jobqueue starts such workers
+as many as configurations it may run at once; each run then uses its worker's cores divided by
+the worker's task slots (or ``--threads-per-worker``). On SLURM or PBS, dask-jobqueue starts such workers
 as batch jobs::
 
     # pip install dask-jobqueue
@@ -472,7 +474,8 @@ def run_configuration(task: Mapping[str, Any]) -> dict[str, Any]:
     This is the function each Dask task runs. ``task`` is a plain mapping made by
     :func:`run_grid`: ``config_id``, ``run_dir``, ``config_hash``, ``columns`` (configuration
     columns of the results table), ``stages`` (a list of ``[notebook path, parameters]``),
-    ``cell_timeout``, ``threads`` (compute threads for the kernels, or None) and ``env``
+    ``cell_timeout``, ``threads`` (compute threads for the kernels; None: this worker's cores
+    over its task slots) and ``env``
     (environment variables to set first, such as ``FUSION_PROJECT_ROOT``).
 
     Returns
@@ -485,7 +488,7 @@ def run_configuration(task: Mapping[str, Any]) -> dict[str, Any]:
     run_dir.mkdir(parents=True, exist_ok=True)
     for key, value in dict(task.get("env") or {}).items():
         os.environ[key] = str(value)
-    threads = task.get("threads")
+    threads = task.get("threads") or _worker_threads()
     if threads:
         for key in _THREAD_ENV:
             os.environ[key] = str(int(threads))
@@ -519,6 +522,21 @@ def run_configuration(task: Mapping[str, Any]) -> dict[str, Any]:
             _finish(status, run_dir, t0)
             raise
     return _finish(status, run_dir, t0)
+
+
+def _worker_threads() -> int:
+    """Compute threads for a run on this Dask worker: its usable cores over its task slots."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    try:
+        from distributed import get_worker
+
+        slots = get_worker().state.nthreads
+    except (ImportError, ValueError, AttributeError):  # not inside a worker
+        slots = 1
+    return max(1, cores // max(1, slots))
 
 
 def _error_line(exc: BaseException, stage: str | None) -> str:
@@ -679,15 +697,12 @@ def run_grid(
     selected = g.select(only)
     cores = os.cpu_count() or 1
     auto_workers, auto_threads = choose_layout(cores)
-    threads = int(threads_per_worker or auto_threads)
-    n_workers = int(workers or (auto_workers if threads_per_worker is None
-                                else max(1, cores // threads)))
 
     rows: list[dict[str, Any]] = []
     todo: list[tuple[Configuration, dict[str, Any]]] = []
     for cfg in selected:
         run_dir = root / cfg.config_id
-        task = _task(g, cfg, run_dir, threads)
+        task = _task(g, cfg, run_dir, None)
         status = read_status(run_dir)
         complete = status.get("state") == "done" and status.get("config_hash") == task["config_hash"]
         if complete and not force:
@@ -712,6 +727,17 @@ def run_grid(
     todo = _preflight(todo, rows, say)
     if not todo:
         return _summary(rows, selected)
+    threads: int | None
+    if threads_per_worker:
+        threads = int(threads_per_worker)
+        n_workers = int(workers or max(1, cores // threads))
+    elif scheduler:  # decided on each worker: its cores over its task slots
+        threads, n_workers = None, 0
+    else:  # fewer configurations than workers: give each the spare cores
+        n_workers = max(1, min(int(workers or auto_workers), len(todo)))
+        threads = max(auto_threads, cores // n_workers)
+    for _cfg, task in todo:
+        task["threads"] = threads
     for _cfg, task in todo:  # fresh 'pending' marker so `status` shows the queue
         atomic_write_json(Path(task["run_dir"]) / "status.json",
                           {"config_id": task["config_id"], "config_hash": task["config_hash"],
@@ -722,7 +748,8 @@ def run_grid(
     if scheduler:
         client = Client(scheduler)
         say(f"[grid {g.name}] scheduler {scheduler} ({len(client.scheduler_info()['workers'])} "
-            f"worker(s)); {threads} thread(s) per run; {_dashboard(client)}")
+            f"worker(s)); {threads or 'worker cores / task slots'} thread(s) per run; "
+            f"{_dashboard(client)}")
     else:
         n_workers = max(1, min(n_workers, len(todo)))
         cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,

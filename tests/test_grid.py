@@ -8,6 +8,7 @@ the runner, not the science.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -281,6 +282,9 @@ def test_failed_configuration_is_reported_on_an_existing_scheduler(
     assert "RuntimeError" in failed["traceback"] and "dummy failure" in failed["detail"]
     assert (runs / "ham10000-ft-aug" / "dummy_features.failed.ipynb").is_file()
     assert grid.read_status(runs / "ptbxl-ft-aug")["state"] == "done"
+    # on an existing cluster a run gets its worker's cores over the worker's task slots (1 here)
+    info = json.loads((runs / "ptbxl-ft-aug" / "features.json").read_text())
+    assert info["omp_threads"] == str(len(os.sched_getaffinity(0)))
 
     df = grid.collect(runs)
     assert set(df["config_id"]) == {"ptbxl-ft-aug"}
