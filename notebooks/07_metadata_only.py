@@ -264,8 +264,10 @@ pd.concat(imps)[["column_set", "feature", "baseline", "importance_mean", "import
 
 # %%
 s0 = probe[0]
-_, pred_raw = interpret.fit_metadata_only(df, sets[s0], encoding=encs[0], standardize=False,
-                                          classes=classes)
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")  # a fit that stops at max_epochs is reported below
+    _, pred_raw = interpret.fit_metadata_only(df, sets[s0], encoding=encs[0], standardize=False,
+                                              classes=classes)
 p_raw = pred_raw[[f"prob.{c}" for c in classes]].to_numpy()
 max_diff = float(np.abs(p_raw - probas[(s0, encs[0])]).max())
 a_std = interpret.macro_auroc(y_test, probas[(s0, encs[0])], classes)
