@@ -43,6 +43,7 @@ __all__ = [
     "Backbone",
     "BackboneSpec",
     "WeightsUnavailableError",
+    "fold_batchnorm",
     "get_backbone",
     "list_backbones",
     "register_backbone",
@@ -286,6 +287,52 @@ def _load_file(backbone: Backbone, path: Path) -> None:
             backbone.replace_head(weight[0].shape[0])
         backbone.head.load_state_dict({"weight": weight[0], "bias": bias[0]})
     backbone.weights_tag = f"file:{file_sha256(path)[:16]}"
+
+
+def fold_batchnorm(module: nn.Module) -> nn.Module:
+    """An inference copy of ``module`` with each BatchNorm folded into the convolution before it.
+
+    ``conv -> bn`` becomes one convolution with rescaled weights and a bias (exact up to float
+    rounding), which saves a pass over every activation map. The graph comes from ``torch.fx``
+    with every ``nn.Conv2d`` subclass kept as a leaf: unlike
+    ``torch.fx.experimental.optimization.fuse``, which matches exact types, this also folds
+    efficientnet-lite's padded convolutions. A model that ``torch.fx`` cannot trace is returned
+    as a plain deep copy. The copy is in eval mode; the original is left untouched.
+    """
+    import copy
+
+    from torch import fx
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    class _Tracer(fx.Tracer):
+        def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
+            return isinstance(m, nn.Conv2d) or super().is_leaf_module(m, qualname)
+
+    model = copy.deepcopy(module).eval()
+    try:
+        graph = _Tracer().trace(model)
+    except Exception:  # untraceable control flow: keep the unfolded copy
+        return model
+    gm = fx.GraphModule(model, graph)
+    modules = dict(gm.named_modules())
+    for node in list(gm.graph.nodes):
+        if node.op != "call_module" or not isinstance(modules.get(node.target), nn.BatchNorm2d):
+            continue
+        prev = node.args[0] if node.args else None
+        if not isinstance(prev, fx.Node) or prev.op != "call_module" or len(prev.users) != 1:
+            continue
+        conv, bn = modules.get(prev.target), modules[node.target]
+        if not isinstance(conv, nn.Conv2d) or not bn.track_running_stats:
+            continue
+        parent_name, _, attr = prev.target.rpartition(".")
+        setattr(gm.get_submodule(parent_name) if parent_name else gm, attr,
+                fuse_conv_bn_eval(conv, bn))
+        node.replace_all_uses_with(prev)
+        gm.graph.erase_node(node)
+    gm.graph.lint()
+    gm.delete_all_unused_submodules()
+    gm.recompile()
+    return gm.eval()
 
 
 # --------------------------------------------------------------------------- weight loading

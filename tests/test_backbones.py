@@ -25,6 +25,15 @@ DIMS = {
 INPUT = {name: 224 for name in DIMS} | {"inception_resnet_v2": 299}
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Batches of one or two images: one thread, no OpenMP contention on a busy machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def test_registry_lists_the_paper_networks_and_the_offline_default() -> None:
     assert list_backbones() == sorted(DIMS)
 
@@ -160,3 +169,23 @@ def test_cached_torchvision_weights_are_used(tmp_path, monkeypatch) -> None:
     x = torch.rand(1, 3, 64, 64)
     with torch.inference_mode():
         torch.testing.assert_close(bb.model()(x), net(x))
+
+
+@pytest.mark.parametrize("name", ["efficientnet_lite0", "resnet50"])
+def test_fold_batchnorm_is_exact_and_leaves_no_batchnorm(name: str) -> None:
+    from fusion_utils.backbones import fold_batchnorm
+
+    torch.manual_seed(0)
+    bb = get_backbone(name, weights="imagenet" if name == "efficientnet_lite0" else None)
+    if name == "resnet50":  # give the BatchNorms non-trivial statistics
+        for m in bb.features.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.5, 0.5)
+                m.running_var.uniform_(0.5, 2.0)
+    folded = fold_batchnorm(bb.features)
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in folded.modules())
+    assert any(isinstance(m, nn.BatchNorm2d) for m in bb.features.modules())  # original intact
+    x = torch.rand(2, 3, 96, 96)
+    with torch.inference_mode():
+        ref, out = bb.features(x), folded(x)
+    torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-4 * float(ref.abs().max()))

@@ -1,0 +1,164 @@
+"""Bottleneck (BN) extraction speed against the machine's compute-bound limit.
+
+For each network (efficientnet_lite0 with its ImageNet weights, resnet50 with random weights,
+which cost the same) and each precision, the benchmark times the feature extractor on batches of
+preprocessed images (``torch.inference_mode``, channels-last, oneDNN) and prints images per second
+next to the compute-bound limit measured in the same run:
+
+    limit (images/s) = matrix-multiply throughput (GFLOP/s, torch.mm, same precision)
+                       / network FLOPs per image (torch.utils.flop_counter.FlopCounterMode)
+
+The printed fraction says how close the convolutions come to the machine's best dense matrix
+product. The matrix products are timed between the network's batches and both figures are the
+best of ``--repeats``, so that other work on the machine slows both alike. The network is
+prepared as :func:`fusion_utils.features.extract_features` prepares it (BatchNorm folded,
+channels-last). ``--pipeline`` also times :func:`fusion_utils.features.extract_features` end to end
+(JPEG decoding, resizing, normalisation included) on the real HAM10000 samples.
+
+Usage::
+
+    python benchmarks/bench_extraction.py                    # defaults: batch 32, 2 repeats
+    python benchmarks/bench_extraction.py --batch-size 64 --repeats 3 --pipeline
+
+Figures are printed, never asserted; on a machine shared with other work they are noisy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import platform
+import time
+
+import torch
+
+from fusion_utils.backbones import fold_batchnorm, get_backbone
+from fusion_utils.features import precision_context
+
+PRECISIONS = ("float32", "bf16", "bf16-autocast")
+
+
+def _mm_burst(a: torch.Tensor, b: torch.Tensor, reps: int = 3) -> float:
+    """GFLOP/s of ``reps`` back-to-back ``torch.mm(a, b)``."""
+    n = a.shape[0]
+    t0 = time.perf_counter()
+    for _ in range(reps):
+        torch.mm(a, b)
+    return reps * 2 * n**3 / (time.perf_counter() - t0) / 1e9
+
+
+def matmul_gflops(dtype: torch.dtype, n: int = 2048, seconds: float = 2.0) -> float:
+    """Best sustained GFLOP/s of ``torch.mm`` on ``n`` x ``n`` matrices of ``dtype``."""
+    a = torch.randn(n, n).to(dtype)
+    b = torch.randn(n, n).to(dtype)
+    _mm_burst(a, b, 2)
+    best = 0.0
+    t_end = time.perf_counter() + seconds
+    while time.perf_counter() < t_end:
+        best = max(best, _mm_burst(a, b))
+    return best
+
+
+def flops_per_image(model: torch.nn.Module, size: int) -> float:
+    """FLOPs (2 per multiply-add) of one forward pass on one image."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with torch.inference_mode(), counter:
+        model(torch.zeros(1, 3, size, size))
+    return float(counter.get_total_flops())
+
+
+def measure(model: torch.nn.Module, size: int, batch: int, precision: str, repeats: int,
+            mm_dtype: torch.dtype, n: int = 2048) -> tuple[float, float]:
+    """Best-of-``repeats`` network images/s and, interleaved with it so that both see the same
+    machine load, best matrix-multiply GFLOP/s in ``mm_dtype``."""
+    x = torch.randn(batch, 3, size, size).contiguous(memory_format=torch.channels_last)
+    a = torch.randn(n, n).to(mm_dtype)
+    b = torch.randn(n, n).to(mm_dtype)
+    dev = torch.device("cpu")
+    best_rate, best_mm = 0.0, 0.0
+    _mm_burst(a, b, 1)
+    with torch.inference_mode(), precision_context(dev, precision):
+        model(x)  # warm-up: oneDNN builds its kernels for these shapes
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            model(x)
+            best_rate = max(best_rate, batch / (time.perf_counter() - t0))
+            best_mm = max(best_mm, _mm_burst(a, b))
+    return best_rate, best_mm
+
+
+def pipeline_rate(batch: int) -> dict[str, float] | None:
+    """End-to-end ``extract_features`` images/s on the real HAM10000 samples (no cache)."""
+    from fusion_utils.features import extract_features
+    from fusion_utils.manifest import build_manifest
+    from fusion_utils.paths import shared_data_dir
+
+    folder = shared_data_dir() / "ham10000"
+    if not (folder / "HAM10000_metadata.csv").is_file():
+        return None
+    df, _ = build_manifest("ham10000", folder)
+    out = {}
+    for precision in ("float32", "bf16"):
+        fs = extract_features(df, batch_size=batch, device="cpu", precision=precision,
+                              use_cache=False, progress=False)
+        out[precision] = fs.info["images_per_second"]
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
+    parser.add_argument("--networks", default="efficientnet_lite0,resnet50")
+    parser.add_argument("--precisions", default=",".join(PRECISIONS))
+    parser.add_argument("--pipeline", action="store_true", help="also time extract_features")
+    parser.add_argument("--json", default="", help="write the results to this file")
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.backends.mkldnn.enabled = True
+
+    print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+          f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
+          f"batch {args.batch_size}")
+    peak = {"float32": matmul_gflops(torch.float32), "bf16": matmul_gflops(torch.bfloat16)}
+    print(f"torch.mm 2048^2: float32 {peak['float32']:.1f} GFLOP/s, "
+          f"bf16 {peak['bf16']:.1f} GFLOP/s")
+    rows = []
+    print(f"{'network':<20}{'precision':<15}{'GFLOP/img':>10}{'img/s':>9}{'mm GFLOP/s':>12}"
+          f"{'limit img/s':>13}{'of limit':>10}")
+    for name in args.networks.split(","):
+        weights = "imagenet" if name == "efficientnet_lite0" else None
+        bb = get_backbone(name, weights=weights)
+        model = fold_batchnorm(bb.features).to(memory_format=torch.channels_last)  # as extraction
+        gflop = flops_per_image(model, bb.input_size) / 1e9
+        for precision in args.precisions.split(","):
+            mm_dtype = torch.float32 if precision == "float32" else torch.bfloat16
+            rate, mm = measure(model, bb.input_size, args.batch_size, precision, args.repeats,
+                               mm_dtype)
+            limit = mm / gflop
+            rows.append({"network": name, "precision": precision, "gflop_per_image": gflop,
+                         "images_per_second": rate, "limit_images_per_second": limit,
+                         "fraction_of_limit": rate / limit, "matmul_gflops": mm,
+                         "batch_size": args.batch_size, "threads": torch.get_num_threads()})
+            print(f"{name:<20}{precision:<15}{gflop:>10.2f}{rate:>9.1f}{mm:>12.1f}{limit:>13.1f}"
+                  f"{rate / limit:>10.0%}")
+    result: dict = {"matmul_gflops": peak, "rows": rows}
+    if args.pipeline:
+        with contextlib.suppress(Exception):
+            result["pipeline_images_per_second"] = pipeline_rate(args.batch_size)
+        print(f"extract_features end to end (real HAM10000 JPEGs, efficientnet_lite0): "
+              f"{result.get('pipeline_images_per_second')}")
+    if args.json:
+        from fusion_utils.io import atomic_write_json
+
+        atomic_write_json(args.json, result)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
