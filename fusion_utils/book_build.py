@@ -127,7 +127,11 @@ def _run_grid(root: Path, out_dir: Path) -> None:
     runs = root / "runs" / "book"
     t0 = time.perf_counter()
     summary = grid.run_grid(root / "experiments" / "book.yaml", runs_dir=runs)
-    _log(f"book grid done ({time.perf_counter() - t0:.0f} s): {summary}")
+    _log(f"book grid done ({time.perf_counter() - t0:.0f} s)")
+    failed = summary[summary["state"] == "failed"]
+    if len(failed):
+        details = "; ".join(f"{r.config_id}: {r.error}" for r in failed.itertuples())
+        raise RuntimeError(f"{len(failed)} book-grid configuration(s) failed: {details}")
     grid.collect(runs, runs / "results.parquet")
     for dataset, config_id in CHAPTER_CONFIG.items():
         for stem in ("03_feature_extraction", "04_fusion", "05_evaluation"):
