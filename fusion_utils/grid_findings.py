@@ -10,6 +10,9 @@ Improvement is the paper's: the difference fused - image of a metric's value, in
 (Figs. 2-3: 70% -> 80% is +10), computed from the ``macro_mean`` rows (Figs. 2-3) or from each
 class's AUROC (Fig. 4). Metric values are taken as fractions in [0, 1] (notebook 05's convention).
 
+Configurations whose image-only classifier is already perfect (:func:`at_ceiling`) are left out:
+metadata cannot improve them, so they would only dilute the comparisons.
+
 A finding reproduced on the synthetic demo cohort shows that the pipeline computes the comparison,
 not that the science holds: the demo cohort's metadata-label relation is made up.
 """
@@ -28,6 +31,7 @@ __all__ = [
     "STATUSES",
     "Finding",
     "Verdict",
+    "at_ceiling",
     "class_improvements",
     "evaluate_findings",
     "improvements",
@@ -243,6 +247,8 @@ def _acc_spec_least(macro: pd.DataFrame, classwise: pd.DataFrame, tol: float) ->
     if not {"accuracy", "specificity"} <= set(mean_abs.index) or not others:
         return _untestable("needs accuracy, specificity and the other threshold metrics; has "
                            + ", ".join(mean_abs.index))
+    if not (mean_abs > 0).any():
+        return _untestable("metadata changed no metric on HAM10000: nothing to rank")
     ok = bool(max(mean_abs["accuracy"], mean_abs["specificity"]) < mean_abs[others].min())
     ranked = ", ".join(f"{m} {mean_abs[m]:.2f}" for m in mean_abs[["accuracy", "specificity",
                                                                   *others]].sort_values().index)
@@ -384,7 +390,22 @@ FINDINGS: tuple[Finding, ...] = (
 """The paper's findings, in the order of its sections."""
 
 
-def evaluate_findings(results: pd.DataFrame, *, tol: float = 0.5,
+def at_ceiling(results: pd.DataFrame, ceiling: float = 0.999) -> list[str]:
+    """Configurations whose image-only classifier is already perfect: nothing left to improve.
+
+    A configuration is at the ceiling when the image-only model's macro-mean accuracy and AUROC
+    are both at least ``ceiling``; metadata cannot improve it, so comparisons of improvements
+    that include it say nothing (the demo cohort's HAM10000 images can be separated this well).
+    """
+    macro = improvements(results)
+    wide = macro.pivot_table(index="config_id", columns="metric", values="image")
+    if not {"accuracy", "auroc"} <= set(wide.columns):
+        return []
+    full = wide[(wide["accuracy"] >= ceiling) & (wide["auroc"] >= ceiling)]
+    return sorted(full.index)
+
+
+def evaluate_findings(results: pd.DataFrame, *, tol: float = 0.5, ceiling: float | None = 0.999,
                       findings: Sequence[Finding] = FINDINGS) -> pd.DataFrame:
     """Check each finding against a results table.
 
@@ -394,14 +415,20 @@ def evaluate_findings(results: pd.DataFrame, *, tol: float = 0.5,
         Tidy results (:func:`fusion_utils.grid.collect`).
     tol : float
         Percentage points within which a change counts as "unchanged".
+    ceiling : float or None
+        Leave out configurations at the ceiling (:func:`at_ceiling`); None keeps them all.
     findings : sequence of Finding
         Which findings (default: all of :data:`FINDINGS`).
 
     Returns
     -------
     pandas.DataFrame
-        ``key``, ``source``, ``claim``, ``status`` (one of :data:`STATUSES`) and ``evidence``.
+        ``key``, ``source``, ``claim``, ``status`` (one of :data:`STATUSES`) and ``evidence``;
+        ``attrs["excluded"]`` lists the configurations left out at the ceiling.
     """
+    excluded = at_ceiling(results, ceiling) if ceiling is not None else []
+    if excluded:
+        results = results[~results["config_id"].isin(excluded)]
     macro = improvements(results)
     classwise = class_improvements(results, "auroc")
     rows = []
@@ -409,4 +436,6 @@ def evaluate_findings(results: pd.DataFrame, *, tol: float = 0.5,
         verdict = finding.check(macro, classwise, tol)
         rows.append({"key": finding.key, "source": finding.source, "claim": finding.claim,
                      "status": verdict.status, "evidence": verdict.evidence})
-    return pd.DataFrame(rows, columns=["key", "source", "claim", "status", "evidence"])
+    table = pd.DataFrame(rows, columns=["key", "source", "claim", "status", "evidence"])
+    table.attrs["excluded"] = excluded
+    return table

@@ -138,3 +138,19 @@ def test_bad_input_is_explained() -> None:
         gf.improvements(pd.DataFrame({"metric": ["a"]}))
     with pytest.raises(ValueError, match="status"):
         gf.Verdict("maybe", "")
+
+
+def test_configurations_at_the_ceiling_are_left_out() -> None:
+    results = make_results()
+    perfect = results["dataset"].eq("ham10000") & results["mode"].eq("ft")
+    results.loc[perfect, "value"] = 1.0  # image-only and fused both perfect: nothing to improve
+    excluded = gf.at_ceiling(results)
+    assert excluded == sorted(results.loc[perfect, "config_id"].unique()) and len(excluded) == 8
+    table = gf.evaluate_findings(results)
+    assert table.attrs["excluded"] == excluded
+    got = dict(zip(table["key"], table["status"], strict=True))
+    assert got["ham_bn_gains_most"] == "not testable"  # no HAM10000 FT left to compare
+    assert got["ptbxl_ft_gains_most"] == "reproduced"
+    kept = dict(zip(*gf.evaluate_findings(results, ceiling=None)[["key", "status"]].T.values,
+                    strict=True))
+    assert kept["ham_bn_gains_most"] == "reproduced"  # BN +5 vs FT 0 when they are kept
