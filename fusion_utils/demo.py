@@ -44,6 +44,17 @@ PTB-XL shares are among the 16,272 single-superclass records of the official v1.
 demo PTB-XL record has exactly one diagnostic superclass (the paper's rule), so the requested
 count is the usable count.
 
+Image ambiguity
+---------------
+Real images do not decide every case, and a demo in which they do leaves metadata nothing to
+add. A share ``IMAGE_AMBIGUITY`` (0.4 for both datasets) of the records (PTB-XL) or lesions
+(HAM10000) is drawn as *ambiguous*: its signal or image shows the look of a class drawn from the
+real class shares (most often NORM or nv, sometimes its own), while its label and metadata follow
+its true class. Image features alone can then reach at most about 60% + 40% x (chance of the
+right look) of the records, and metadata recovers part of the rest: a known, measurable fusion
+effect. The table rows and metadata are unchanged by this choice (it draws from its own random
+stream).
+
 Metadata priors
 ---------------
 Computed from the full real tables in ``../shared/data`` (PTB-XL: single-superclass records;
@@ -159,12 +170,15 @@ __all__ = [
     "write_demo_cohort",
 ]
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 """Bumped whenever the written bytes change for the same parameters (forces a rebuild)."""
 
 STAMP_FILE = "demo_cohort.json"
 CLASS_FLOOR = 0.08
 """Minimum share of every class (see the module docstring)."""
+
+IMAGE_AMBIGUITY: dict[str, float] = {"ptbxl": 0.4, "ham10000": 0.4}
+"""Share of records whose signal or image shows another class's look (see the module docstring)."""
 
 PTBXL_CLASSES: tuple[str, ...] = ("NORM", "MI", "STTC", "CD", "HYP")
 HAM_CLASSES: tuple[str, ...] = ("akiec", "bcc", "bkl", "df", "mel", "nv", "vasc")
@@ -376,7 +390,23 @@ _HAM_FILE_ORDER = ("bkl", "nv", "df", "mel", "vasc", "bcc", "akiec")  # dx order
 _FIRST_IMAGE_NUMBER = 24306  # ISIC_0024306 is the first image of the real release
 
 # Random streams: every record / lesion / image draws from default_rng([seed, stream, index]).
-_S_PTBXL_TABLE, _S_HAM_TABLE, _S_ECG, _S_LESION, _S_VIEW = 1, 2, 3, 4, 5
+_S_PTBXL_TABLE, _S_HAM_TABLE, _S_ECG, _S_LESION, _S_VIEW, _S_LOOK = 1, 2, 3, 4, 5, 6
+
+
+def _look(dataset: str, label: str, seed: int, index: int) -> str:
+    """The class whose appearance record ``index`` shows: its own, or (ambiguous) a prior draw.
+
+    With probability ``IMAGE_AMBIGUITY[dataset]`` the look is drawn from the real class shares
+    (so it may still be the record's own class); metadata always follows the true label. This
+    bounds what the image alone can know and gives fusion a known, measurable effect.
+    """
+    rng = _rng(seed, _S_LOOK, index)
+    if rng.random() >= IMAGE_AMBIGUITY[dataset]:
+        return label
+    share = _REAL_SHARE[dataset]
+    classes = tuple(share)
+    total = float(sum(share.values()))
+    return str(_choice(rng, classes, [share[c] / total for c in classes]))
 
 
 def _rng(seed: int, stream: int, index: int = 0) -> np.random.Generator:
@@ -832,7 +862,16 @@ def _write_ptbxl_records(folder: Path, n: int, seed: int, records500: bool,
     table, params = _draw_ptbxl(n, seed)
     done = 0
     for ecg_id, p in params.iloc[part[0]::part[1]].iterrows():
-        x100, x500 = synthesize_ecg(p["label"], p["code"], hr=p["hr"], stadium=p["stadium"],
+        look, code, stadium = p["label"], p["code"], p["stadium"]
+        shown = _look("ptbxl", look, seed, int(ecg_id))
+        if shown != look:  # an ambiguous record: another class's morphology, its own metadata
+            pr = _PTBXL_PRIORS[shown]
+            look_rng = _rng(seed, _S_LOOK + 100, int(ecg_id))
+            code = _choice(look_rng, tuple(pr["codes"]), tuple(pr["codes"].values()))
+            stadium = (_choice(look_rng, tuple(_MI_STADIUM), tuple(_MI_STADIUM.values()))
+                       if shown == "MI" else None)
+            look = shown
+        x100, x500 = synthesize_ecg(look, code, hr=p["hr"], stadium=stadium,
                                     drift=p["drift"], static=p["static"], burst=p["burst"],
                                     rng=_rng(seed, _S_ECG, int(ecg_id)), records500=records500)
         _write_record(folder / table.at[ecg_id, "filename_lr"], x100, 100)
@@ -1126,7 +1165,8 @@ def _write_ham_images(folder: Path, n: int, seed: int, part: tuple[int, int] = (
         sub = "HAM10000_images_part_1" if number <= cut else "HAM10000_images_part_2"
         lesion = int(row.lesion_index_)
         if cached is None or cached[0] != lesion:  # rows of one lesion are adjacent
-            cached = (lesion, _lesion_layer(row.dx, _rng(seed, _S_LESION, lesion)))
+            shown = _look("ham10000", row.dx, seed, lesion)  # one look per lesion
+            cached = (lesion, _lesion_layer(shown, _rng(seed, _S_LESION, lesion)))
         pic = _photograph(*cached[1], _rng(seed, _S_VIEW, int(number)))
         out = folder / sub / f"{row.image_id}.jpg"
         out.parent.mkdir(parents=True, exist_ok=True)
