@@ -103,8 +103,10 @@ kernel (a child process of the worker). By default a :class:`distributed.LocalCl
 once and ``--threads-per-worker`` how many compute threads each run's kernels use (exported as
 ``OMP_NUM_THREADS``/``MKL_NUM_THREADS``/``FUSION_NUM_THREADS`` before the kernels start, which
 torch reads at import). Without these options :func:`choose_layout` picks both from the core count
-(2 cores: 2 workers x 1 thread, which built the book grid faster than 1 x 2 here); when fewer
-configurations remain to run than workers, each gets the spare cores.
+(2 cores: 2 workers x 1 thread; the BN half of the book grid took 180 s against 449 s and
+534 s as 1 worker x 2 threads, on a shared 2-core machine, because each run's serial parts, such
+as kernel start and imports, overlap); when fewer configurations remain than workers, each gets
+the spare cores.
 
 ``--scheduler tcp://host:port`` sends the tasks to an existing Dask cluster instead. Its workers
 need this package installed and the same file system paths (project, ``runs/``, ``cache/``, data)
