@@ -160,6 +160,7 @@ __all__ = [
     "config_id",
     "grid_status",
     "load_grid",
+    "load_results",
     "main",
     "read_status",
     "run_configuration",
@@ -1004,3 +1005,29 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
+
+
+def load_results(results_path: str | os.PathLike[str] = "",
+                 runs_dir: str | os.PathLike[str] = "",
+                 default: str | os.PathLike[str] | None = None) -> pd.DataFrame:
+    """The results table of a grid: a collected parquet file, or a runs folder collected now.
+
+    Parameters
+    ----------
+    results_path : path-like
+        A parquet file written by :func:`collect`; wins when given.
+    runs_dir : path-like
+        A grid's runs folder, relative to the project root unless absolute.
+    default : path-like, optional
+        Runs folder used when both are empty (default ``runs/book``).
+    """
+    if str(results_path):
+        path = Path(results_path)
+        if not path.is_file():
+            raise FileNotFoundError(f"no results table at {path}: run `python -m "
+                                    "fusion_utils.grid collect <runs-dir> -o FILE` first")
+        return pd.read_parquet(path)
+    folder = Path(runs_dir) if str(runs_dir) else Path(default or default_runs_root("book"))
+    if not folder.is_absolute():
+        folder = project_root() / folder
+    return collect(folder, warn=lambda msg: print("not complete:", msg))

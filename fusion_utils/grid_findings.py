@@ -34,7 +34,9 @@ __all__ = [
     "at_ceiling",
     "class_improvements",
     "evaluate_findings",
+    "findings_markdown",
     "improvements",
+    "label_configurations",
     "normalise_metric",
 ]
 
@@ -439,3 +441,29 @@ def evaluate_findings(results: pd.DataFrame, *, tol: float = 0.5, ceiling: float
     table = pd.DataFrame(rows, columns=["key", "source", "claim", "status", "evidence"])
     table.attrs["excluded"] = excluded
     return table
+
+
+def label_configurations(df: pd.DataFrame) -> pd.DataFrame:
+    """Add a short ``configuration`` label (``"resnet50 FT aug"``) and order the rows.
+
+    Rows are sorted by dataset, network, BN before FT, and no augmentation before augmentation,
+    the order of the paper's figures.
+    """
+    labelled = df.assign(configuration=df["backbone"].astype(str) + " "
+                         + df["mode"].astype(str).str.upper()
+                         + df["augment"].map({True: " aug", False: ""}).fillna(""))
+    return labelled.sort_values(["dataset", "backbone", "mode", "augment"], kind="stable")
+
+
+_STATUS_MARKDOWN = {"reproduced": "reproduced", "not reproduced": "**not reproduced**",
+                    "not testable": "*not testable*"}
+
+
+def findings_markdown(table: pd.DataFrame) -> str:
+    """The output of :func:`evaluate_findings` as a Markdown table: claim, verdict, evidence."""
+    lines = ["| # | finding (paper section) | on this grid | evidence |", "|---|---|---|---|"]
+    for i, row in enumerate(table.itertuples(), start=1):
+        claim, evidence = (str(x).replace("|", "\\|") for x in (row.claim, row.evidence))
+        lines.append(f"| {i} | {claim} ({row.source}) | {_STATUS_MARKDOWN[row.status]} "
+                     f"| {evidence} |")
+    return "\n".join(lines)

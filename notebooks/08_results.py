@@ -63,17 +63,7 @@ pd.set_option("display.precision", 3)
 pd.set_option("display.max_colwidth", 120)
 
 
-def load_results(results_path: str, runs_dir: str, default: Path) -> pd.DataFrame:
-    """The results table: a collected parquet file, or the runs folder collected now."""
-    if results_path:
-        return pd.read_parquet(results_path)
-    folder = Path(runs_dir) if runs_dir else default
-    if not folder.is_absolute():
-        folder = project_root() / folder
-    return grid.collect(folder, warn=lambda msg: print("not complete:", msg))
-
-
-results = load_results(results_path, runs_dir, default_runs_dir("book"))
+results = grid.load_results(results_path, runs_dir, default_runs_dir("book"))
 if dataset:
     results = results[results["dataset"] == check_dataset(dataset)]
 if results.empty:
@@ -106,14 +96,7 @@ glue("data_label", data_label, display=False)
 TITLES = {"ham10000": "HAM10000 (Fig. 2)", "ptbxl": "PTB-XL (Fig. 3)"}
 
 
-def label_configurations(df: pd.DataFrame) -> pd.DataFrame:
-    """Add a short ``configuration`` label and order rows: network, BN before FT, no aug first."""
-    df = df.assign(configuration=df["backbone"].astype(str) + " " + df["mode"].str.upper()
-                   + df["augment"].map({True: " aug", False: ""}))
-    return df.sort_values(["dataset", "backbone", "mode", "augment"], kind="stable")
-
-
-macro = label_configurations(grid_findings.improvements(results))
+macro = grid_findings.label_configurations(grid_findings.improvements(results))
 datasets = list(dict.fromkeys(macro["dataset"]))
 n_cols = macro.groupby("dataset")["configuration"].nunique().max()
 fig, axes = plt.subplots(1, len(datasets), squeeze=False,
@@ -154,7 +137,7 @@ scores.round(3)
 # ({numref}`fig-results-auroc`).
 
 # %%
-classwise = label_configurations(grid_findings.class_improvements(results, "auroc"))
+classwise = grid_findings.label_configurations(grid_findings.class_improvements(results, "auroc"))
 fig, axes = plt.subplots(1, len(datasets), squeeze=False, sharey=True,
                          figsize=(len(datasets) * (2.6 + 1.3 * n_cols), 4.4))
 for ax, d in zip(axes[0], datasets, strict=True):
@@ -186,21 +169,8 @@ plt.close(fig)
 # by a ceiling rather than by the data.
 
 # %%
-ICON = {"reproduced": "reproduced", "not reproduced": "**not reproduced**",
-        "not testable": "*not testable*"}
-
-
-def findings_markdown(table: pd.DataFrame) -> str:
-    """The findings as a Markdown table: claim, source, verdict, evidence."""
-    lines = ["| # | finding (paper section) | on this grid | evidence |", "|---|---|---|---|"]
-    for i, row in enumerate(table.itertuples(), start=1):
-        claim, evidence = (str(x).replace("|", "\\|") for x in (row.claim, row.evidence))
-        lines.append(f"| {i} | {claim} ({row.source}) | {ICON[row.status]} | {evidence} |")
-    return "\n".join(lines)
-
-
 findings = grid_findings.evaluate_findings(results, tol=tol)
-display(Markdown(findings_markdown(findings)))
+display(Markdown(grid_findings.findings_markdown(findings)))
 counts = findings["status"].value_counts()
 print(", ".join(f"{counts.get(s, 0)} {s}" for s in grid_findings.STATUSES))
 if findings.attrs["excluded"]:
@@ -243,7 +213,7 @@ else:
     display(paper_macro.pivot_table(index="metric", columns=["dataset", "backbone", "mode",
                                                              "augment"],
                                     values="improvement").round(1))
-    display(Markdown(findings_markdown(grid_findings.evaluate_findings(paper, tol=tol))))
+    display(Markdown(grid_findings.findings_markdown(grid_findings.evaluate_findings(paper, tol=tol))))
 
 # %% [markdown]
 # ## Summary

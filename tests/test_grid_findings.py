@@ -154,3 +154,28 @@ def test_configurations_at_the_ceiling_are_left_out() -> None:
     kept = dict(zip(*gf.evaluate_findings(results, ceiling=None)[["key", "status"]].T.values,
                     strict=True))
     assert kept["ham_bn_gains_most"] == "reproduced"  # BN +5 vs FT 0 when they are kept
+
+
+def test_configurations_are_labelled_and_ordered_as_in_the_paper() -> None:
+    df = pd.DataFrame({"dataset": ["ptbxl"] * 3, "backbone": ["vgg16", "alexnet", "alexnet"],
+                       "mode": ["bn", "ft", "bn"], "augment": [False, True, False]})
+    out = gf.label_configurations(df)
+    assert out["configuration"].tolist() == ["alexnet BN", "alexnet FT aug", "vgg16 BN"]
+
+
+def test_findings_markdown_marks_each_verdict_and_escapes_pipes() -> None:
+    table = pd.DataFrame({"claim": ["a | b", "c"], "source": ["III.B", "III.C"],
+                          "status": ["not reproduced", "reproduced"], "evidence": ["x", "y"]})
+    md = gf.findings_markdown(table).splitlines()
+    assert md[2] == r"| 1 | a \| b (III.B) | **not reproduced** | x |"
+    assert md[3] == "| 2 | c (III.C) | reproduced | y |"
+
+
+def test_load_results_explains_a_missing_table(tmp_path) -> None:
+    from fusion_utils.grid import load_results
+
+    with pytest.raises(FileNotFoundError, match="grid collect"):
+        load_results(tmp_path / "nope.parquet")
+    table = make_results()
+    table.to_parquet(tmp_path / "r.parquet")
+    assert len(load_results(tmp_path / "r.parquet")) == len(table)

@@ -121,7 +121,7 @@ def test_eval_plots_accept_many_configurations():
     ax = fig.axes[0]
     assert [t.get_text() for t in ax.get_xticklabels()] == ["vgg16 BN", "vgg16 FT aug",
                                                            "resnet50 BN"]
-    assert [t.get_text() for t in ax.get_yticklabels()][0] == "Accuracy"
+    assert next(t.get_text() for t in ax.get_yticklabels()) == "Accuracy"
     # a tidy metrics frame (notebook 05's) gives 100 * (fused - image) of the macro means
     tidy = pd.DataFrame({"metric": ["f1", "f1"], "class": ["macro_mean"] * 2,
                          "model": ["image", "fused"], "value": [0.70, 0.80]})

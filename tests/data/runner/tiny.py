@@ -19,6 +19,7 @@ out: str = ""  # file that receives the result
 fail: bool = False  # raise on purpose
 
 # %%
+# ruff: noqa: E402
 if fail:
     raise ValueError("asked to fail")
 from pathlib import Path
