@@ -43,3 +43,14 @@ def demo_cohort(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("demo")
     write_demo_cohort(out, n_ptbxl=60, n_ham=60, seed=0)
     return out
+
+
+@pytest.fixture
+def torch_one_thread():
+    """Run a test with one torch thread: small ops on a busy 2-core machine avoid OpenMP contention."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -15,13 +15,7 @@ SIZE = 224
 CENTRE = (SIZE - 1) / 2
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Small single-image ops: one thread avoids OpenMP contention on a busy 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 def _dot(row: int, col: int) -> torch.Tensor:

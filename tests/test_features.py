@@ -12,13 +12,7 @@ from PIL import Image
 from fusion_utils import features as F
 from fusion_utils.features import FeatureSet, extract_features
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 @pytest.fixture(scope="module")

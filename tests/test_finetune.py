@@ -12,13 +12,7 @@ from fusion_utils.finetune import FinetuneOptions, finetune, resolve_device
 SIZE = 64
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One thread: tiny batches gain nothing from two, and two contend on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 class TwoColours(torch.utils.data.Dataset):

@@ -17,13 +17,7 @@ from fusion_utils.image_data import (
     resize_image,
 )
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 def _manifest(tmp_path, n: int = 6) -> pd.DataFrame:
