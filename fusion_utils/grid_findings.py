@@ -78,6 +78,19 @@ def _check_results(results: pd.DataFrame) -> pd.DataFrame:
     return df
 
 
+def _image_vs_fused(rows: pd.DataFrame, key: str) -> pd.DataFrame:
+    """One row per configuration and ``key``: image and fused values, improvement in points."""
+    wide = rows.pivot_table(index=[*KEY_COLUMNS, key], columns="model", values="value",
+                            aggfunc="first", dropna=False).reset_index()
+    wide.columns.name = None
+    for model in ("image", "fused"):
+        if model not in wide.columns:
+            wide[model] = np.nan
+    wide = wide.dropna(subset=["image", "fused"], how="all")
+    wide["improvement"] = 100.0 * (wide["fused"] - wide["image"])
+    return wide
+
+
 def improvements(results: pd.DataFrame) -> pd.DataFrame:
     """Macro-mean improvement per configuration and metric (fused - image, percentage points).
 
@@ -94,14 +107,7 @@ def improvements(results: pd.DataFrame) -> pd.DataFrame:
     """
     df = _check_results(results)
     macro = df[df["class"].astype(str).eq("macro_mean")]
-    wide = macro.pivot_table(index=[*KEY_COLUMNS, "metric"], columns="model", values="value",
-                             aggfunc="first", dropna=False).reset_index()
-    wide.columns.name = None
-    for model in ("image", "fused"):
-        if model not in wide.columns:
-            wide[model] = np.nan
-    wide = wide.dropna(subset=["image", "fused"], how="all")
-    wide["improvement"] = 100.0 * (wide["fused"] - wide["image"])
+    wide = _image_vs_fused(macro, "metric")
     return wide[[*KEY_COLUMNS, "metric", "image", "fused", "improvement"]].reset_index(drop=True)
 
 
@@ -118,14 +124,7 @@ def class_improvements(results: pd.DataFrame, metric: str = "auroc") -> pd.DataF
     df = _check_results(results)
     rows = df[df["metric"].eq(normalise_metric(metric))
               & ~df["class"].astype(str).isin(["macro_mean", "macro_std"])]
-    wide = rows.pivot_table(index=[*KEY_COLUMNS, "class"], columns="model", values="value",
-                            aggfunc="first", dropna=False).reset_index()
-    wide.columns.name = None
-    for model in ("image", "fused"):
-        if model not in wide.columns:
-            wide[model] = np.nan
-    wide = wide.dropna(subset=["image", "fused"], how="all")
-    wide["improvement"] = 100.0 * (wide["fused"] - wide["image"])
+    wide = _image_vs_fused(rows, "class")
     extra = [c for c in ("p_value", "stars") if c in rows.columns]
     if extra:
         fused = rows[rows["model"].eq("fused")][[*KEY_COLUMNS, "class", *extra]]

@@ -15,6 +15,7 @@ __all__ = [
     "default_data_dir",
     "executed_dir",
     "project_root",
+    "require_data_dir",
     "resolve_data_dir",
     "runs_dir",
     "shared_data_dir",
@@ -74,6 +75,21 @@ def resolve_data_dir(dataset: str, data_dir: str | os.PathLike[str] | None) -> P
     if not path.is_absolute():
         path = project_root() / path
     return path.resolve()
+
+
+def require_data_dir(dataset: str, data_dir: str | os.PathLike[str] | None) -> Path:
+    """:func:`resolve_data_dir`, raising ``FileNotFoundError`` with a hint when the folder is absent.
+
+    The hint says how to generate the demo cohort when the default folder is missing, and to
+    check the ``data_dir`` parameter otherwise.
+    """
+    folder = resolve_data_dir(dataset, data_dir)
+    if not folder.is_dir():
+        hint = ("generate the demo cohort first: `make demo` or "
+                "`python -m fusion_utils.demo data/demo`"
+                if folder == default_data_dir(dataset) else "check the data_dir parameter")
+        raise FileNotFoundError(f"{check_dataset(dataset)} folder not found: {folder}; {hint}")
+    return folder
 
 
 def cache_dir(kind: str = "") -> Path:

@@ -52,17 +52,13 @@ import seaborn as sns
 from IPython.display import Markdown, display
 
 from fusion_utils import manifest, plots
-from fusion_utils.paths import check_dataset, default_data_dir, resolve_data_dir
+from fusion_utils.paths import check_dataset, require_data_dir
 
 sns.set_theme(style="whitegrid", context="notebook")
 pd.set_option("display.max_columns", 20)
 
 dataset = check_dataset(dataset)
-folder = resolve_data_dir(dataset, data_dir)
-if not folder.is_dir():
-    hint = ("generate the demo cohort first: `make demo` or `python -m fusion_utils.demo data/demo`"
-            if folder == default_data_dir(dataset) else "check the data_dir parameter")
-    raise FileNotFoundError(f"{dataset} folder not found: {folder}; {hint}")
+folder = require_data_dir(dataset, data_dir)
 is_demo = not str(data_dir).strip()
 display(Markdown(f"**Cohort:** `{dataset}` from `{folder}`"
                  + (" (the synthetic demo cohort)" if is_demo else "")))

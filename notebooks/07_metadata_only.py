@@ -62,17 +62,13 @@ from IPython.display import Markdown, display
 
 from fusion_utils import interpret, interpret_plots, manifest, metrics
 from fusion_utils.io import atomic_path
-from fusion_utils.paths import check_dataset, default_data_dir, resolve_data_dir
+from fusion_utils.paths import check_dataset, default_data_dir, require_data_dir
 
 sns.set_theme(style="whitegrid", context="notebook")
 pd.set_option("display.precision", 3)
 
 dataset = check_dataset(dataset)
-folder = resolve_data_dir(dataset, data_dir)
-if not folder.is_dir():
-    hint = ("generate the demo cohort first: `make demo` or `python -m fusion_utils.demo data/demo`"
-            if folder == default_data_dir(dataset) else "check the data_dir parameter")
-    raise FileNotFoundError(f"{dataset} folder not found: {folder}; {hint}")
+folder = require_data_dir(dataset, data_dir)
 is_demo = folder == default_data_dir(dataset).resolve() or (folder.parent / "demo_cohort.json").is_file()
 SOURCE = (f"the synthetic demo cohort (`{folder}`)" if is_demo
           else f"the real {'PTB-XL' if dataset == 'ptbxl' else 'HAM10000'} table (`{folder}`)")

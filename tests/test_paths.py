@@ -32,3 +32,13 @@ def test_unknown_dataset_names_the_valid_ones():
 def test_cache_dir_override(monkeypatch, tmp_path):
     monkeypatch.setenv("FUSION_CACHE_DIR", str(tmp_path))
     assert paths.cache_dir("features") == tmp_path / "features"
+
+
+def test_missing_data_folder_error_says_what_to_do(monkeypatch, tmp_path):
+    monkeypatch.setenv("FUSION_PROJECT_ROOT", str(tmp_path))
+    with pytest.raises(FileNotFoundError, match="python -m fusion_utils.demo"):
+        paths.require_data_dir("ptbxl", "")
+    with pytest.raises(FileNotFoundError, match="check the data_dir parameter"):
+        paths.require_data_dir("ham10000", tmp_path / "nowhere")
+    (tmp_path / "real").mkdir()
+    assert paths.require_data_dir("ptbxl", tmp_path / "real") == tmp_path / "real"
