@@ -36,6 +36,7 @@ __all__ = [
     "class_order",
     "default_manifest_path",
     "load_manifest",
+    "manifest_for_folder",
     "metadata_columns",
     "resolve_metadata_columns",
     "save_manifest",
@@ -384,3 +385,26 @@ def load_manifest(path: str | os.PathLike[str]) -> pd.DataFrame:
 def default_manifest_path(dataset: str) -> Path:
     """``<cache>/manifests/<dataset>.parquet`` (see :func:`fusion_utils.paths.cache_dir`)."""
     return cache_dir("manifests") / f"{check_dataset(dataset)}.parquet"
+
+
+def manifest_for_folder(dataset: str, folder: str | os.PathLike[str],
+                        manifest_path: str | os.PathLike[str] = "") -> tuple[pd.DataFrame, str]:
+    """The cohort of ``folder``: a given manifest, chapter 01's when it describes this folder, else
+    one built from the folder's tables.
+
+    Returns the manifest and a sentence naming where it came from. A manifest of another
+    dataset raises ``ValueError``. Nothing is written.
+    """
+    dataset = check_dataset(dataset)
+    default = default_manifest_path(dataset)
+    if str(manifest_path).strip():
+        df, source = load_manifest(manifest_path), f"manifest {manifest_path}"
+    elif default.is_file() and Path(load_manifest(default).attrs.get("data_dir", "")) == Path(
+            folder).resolve():
+        df, source = load_manifest(default), f"manifest {default}"
+    else:
+        df, _ = build_manifest(dataset, folder)
+        source = f"the table in {folder} (records whose signal or image files exist)"
+    if df.attrs.get("dataset", dataset) != dataset:
+        raise ValueError(f"{source} is a {df.attrs['dataset']} manifest; expected {dataset}")
+    return df, source

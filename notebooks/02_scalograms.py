@@ -73,19 +73,7 @@ if not folder.is_dir():
     raise FileNotFoundError(f"PTB-XL folder not found: {folder}; {hint}")
 
 # The cohort: the manifest of chapter 01 when it describes this folder, else the table itself.
-default_manifest = manifest.default_manifest_path("ptbxl")
-if str(manifest_path).strip():
-    df = manifest.load_manifest(manifest_path)
-    source = f"manifest {manifest_path}"
-elif default_manifest.is_file() and Path(
-        manifest.load_manifest(default_manifest).attrs.get("data_dir", "")) == folder.resolve():
-    df = manifest.load_manifest(default_manifest)
-    source = f"manifest {default_manifest}"
-else:
-    df, _ = manifest.build_manifest("ptbxl", folder)
-    source = f"the table in {folder} (records whose signal files exist)"
-if df.attrs.get("dataset", "ptbxl") != "ptbxl":
-    raise ValueError(f"{source} is a {df.attrs['dataset']} manifest; this chapter needs PTB-XL")
+df, source = manifest.manifest_for_folder("ptbxl", folder, manifest_path)
 if max_records and len(df) > max_records:
     df = df.iloc[splits.stratified_subsample(df["label"].to_numpy(), int(max_records), 0)]
 df = df.reset_index(drop=True)

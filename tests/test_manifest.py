@@ -188,3 +188,30 @@ def test_ham_eight_column_layout_offers_dataset(shared_ham: Path, tmp_path: Path
         "meta.age", "meta.sex", "meta.localization", "meta.dataset"]
     assert (df["dataset"] == "ham10000").all()  # the schema column is not the metadata column
     assert set(df["meta.dataset"]) <= {"vidir_molemax", "vidir_modern", "rosendahl", "vienna_dias"}
+
+
+def test_manifest_for_folder_prefers_chapter_01s_manifest_of_the_same_folder(
+        demo_cohort, tmp_path, monkeypatch):
+    from fusion_utils.manifest import (
+        build_manifest,
+        default_manifest_path,
+        manifest_for_folder,
+        save_manifest,
+    )
+
+    monkeypatch.setenv("FUSION_CACHE_DIR", str(tmp_path / "cache"))
+    folder = demo_cohort / "ptbxl"
+    built, source = manifest_for_folder("ptbxl", folder)  # no manifest yet: built from the table
+    assert source.startswith("the table in") and len(built) == 60
+    small, _ = build_manifest("ptbxl", folder, max_records=20)
+    save_manifest(small, default_manifest_path("ptbxl"))
+    got, source = manifest_for_folder("ptbxl", folder)
+    assert len(got) == 20 and source.startswith("manifest")
+    other = tmp_path / "elsewhere"
+    other.mkdir()
+    with pytest.raises(FileNotFoundError):  # the default describes another folder: build there
+        manifest_for_folder("ptbxl", other)
+    ham, _ = build_manifest("ham10000", demo_cohort / "ham10000")
+    save_manifest(ham, tmp_path / "ham.parquet")
+    with pytest.raises(ValueError, match="ham10000 manifest; expected ptbxl"):
+        manifest_for_folder("ptbxl", folder, tmp_path / "ham.parquet")
