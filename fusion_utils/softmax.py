@@ -8,12 +8,49 @@ Why not scikit-learn's ``LogisticRegression``
 ---------------------------------------------
 scikit-learn solves the same problem and is the reference in the tests (same optimum, loss within
 1e-6 relative). It is not used here because its L-BFGS works on the raw feature scale: fused
-features mix CNN activations (~0-10) with metadata such as ``age`` (~60) or ``recording_date.year``
-(~2000), which makes the problem badly conditioned, and L-BFGS then needs hundreds to thousands of
-iterations. This module runs L-BFGS on an *implicitly* centred and diagonally rescaled copy of the
-problem (a Jacobi preconditioner; no copy of ``X`` is made) that has **exactly the same optimum** as
-the unscaled problem because the penalty is transformed with the variables. It also lets the
+features mix correlated CNN activations (~0-10) with metadata such as ``age`` (~60) or
+``recording_date.year`` (~2000), which makes the problem badly conditioned, and L-BFGS then needs
+hundreds to thousands of iterations (at PTB-XL scale, 15,000 x 4,100, it stops at its 2000
+iteration budget). This module keeps L-BFGS but gives it a model of the Hessian. It also lets the
 caller choose ``float32`` storage, the paper's stopping rule and the epoch budget.
+
+How the fit is preconditioned
+-----------------------------
+Preconditioning is a change of variables with the same optimum: minimising ``J(T z)`` over ``z``
+for an invertible linear ``T`` is equivalent to minimising ``J``, and gradient-type methods
+converge in a number of iterations set by the conditioning of ``T^T H T`` instead of ``H`` (the
+Hessian); with ``T T^T = M^{-1}`` for a model ``M ~ H`` the scaled problem is close to a sphere
+(Nocedal & Wright, *Numerical Optimization*, 2nd ed., 2006, sections 5.1 "preconditioning" and
+7.2, where L-BFGS takes such a matrix as its initial inverse Hessian ``H0``). L-BFGS with
+``H0 = gamma M^{-1}`` performs exactly the iterations of plain L-BFGS in the variables ``z`` without
+ever forming them; the objective, its gradient and the stopping rule stay in the original
+coordinates, so neither the optimum nor the stopping test depends on ``M``. Two pieces:
+
+* **Centring** (exact): the parameters are ``W`` and the intercept ``c = b + W @ mu`` of centred
+  features (``mu`` the column means), so the logits are ``(X - mu) W^T + c``. This alone removes
+  the coupling of a column at ``~2000`` with the intercept. ``X`` is never copied.
+* **Full-matrix Hessian model** (shared by all classes):
+  ``M = [X - mu, 1]^T diag(w) [X - mu, 1] / n + diag(l2, 0)`` with per-sample curvature weights
+  ``w_i = max_k p_ik (1 - p_ik)``: the softmax Hessian is a sum over samples of
+  ``(diag(p_i) - p_i p_i^T) (x) x_i x_i^T``, and ``w_i`` is a scalar stand-in for its ``K x K``
+  factor. At the start (``p = 1/K``) ``M`` is ``(1/K)(1 - 1/K)`` times the covariance matrix,
+  which captures the correlations between features and their scales (a diagonal, Jacobi,
+  rescaling only captures the scales and needed ~5x more iterations); ``M`` is rebuilt with the
+  current probabilities after 20, 60, 180, ... iterations, since on nearly separable training
+  data (thousands of features, a few thousand records) the curvature concentrates on the few
+  records near the class boundaries. ``M`` is formed in float32 (one ``syrk`` over the
+  retained records, about a second at PTB-XL scale), scaled to unit diagonal, given a ridge of
+  1e-6 so that its Cholesky factor exists when ``l2 = 0`` and columns are constant or duplicated,
+  and inverted once in float64; applying it is one ``(K, d+1) @ (d+1, d+1)`` product. The
+  L-BFGS pairs stay valid when ``M`` changes (they live in the original coordinates).
+
+At PTB-XL scale (15,000 x 4,100, 5 classes, ``l2 = 1/n``, ``tol = 1e-6``) the previous Jacobi
+version needed 738 iterations; this one needs about 140-240 plus three builds of ``M``. Loss
+evaluations (two streaming passes over ``X``) use torch's matrix products, which are 2-4x faster
+than NumPy's OpenBLAS for a right-hand side of ``K`` columns; scikit-learn's ``LogisticRegression``
+is still the reference for the optimum. Not done: a ``K x K``-coupled (exact block) Hessian model,
+whose factorisation (``K d`` unknowns) would cost more than the iterations it saves, and float32
+loss evaluations in the early iterations (about 2x cheaper each).
 
 Objective and stopping rule
 ---------------------------
@@ -307,8 +344,9 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
         penalty acts on the standardised weights (a *different* model when ``l2 > 0``). ``coef_``
         is always reported on the original feature scale. Off by default, as in the paper.
     solver : {"lbfgs", "gd"}
-        ``"lbfgs"``: preconditioned L-BFGS (fast, default). ``"gd"``: preconditioned full-batch
-        gradient descent with backtracking (slow; for illustration).
+        ``"lbfgs"``: L-BFGS preconditioned by a full-matrix Hessian model (fast, default; see the
+        module docstring). ``"gd"``: full-batch gradient descent along the same preconditioned
+        direction ``-M^{-1} g`` with a backtracking step (slower; for illustration).
     dtype : numpy dtype
         Storage and matrix-product precision of ``X`` (``np.float64`` or ``np.float32``); the loss,
         gradient accumulation and optimiser state are always float64.
@@ -322,6 +360,12 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
     classes_ : ndarray (n_classes,)
     n_epochs_ : int
         Iterations run.
+    n_loss_evaluations_ : int
+        Loss and gradient evaluations (one per iteration plus line-search backtracks).
+    n_preconditioner_updates_ : int
+        Builds of the Hessian model ``M`` (the first one plus rebuilds).
+    preconditioner_time_ : float
+        Seconds of ``fit_time_`` spent building and inverting ``M``.
     grad_norm_ : float
         Gradient norm at the end (compare with ``tol``).
     loss_ : float
