@@ -113,6 +113,12 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"scalogram benchmark: {args.records} synthetic records (12 leads x 1000 samples), "
           f"baselines on {args.baseline_records}")
+    from fusion_utils.scalogram import _torch_plan
+
+    plan = _torch_plan(1000, 3.0, 60.0, 10)
+    print(f"fast path for 1000 samples: {plan.n_fft_rows} of {plan.n_scales} rows by inverse FFT, "
+          f"{plan.n_scales - plan.n_fft_rows} by band-limited matrix products in "
+          f"{len(plan.groups)} width groups")
     print(f"cpus={os.cpu_count()} torch_threads={torch.get_num_threads()} "
           f"load_average={' '.join(f'{v:.1f}' for v in os.getloadavg())}")
     results = {
