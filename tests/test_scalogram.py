@@ -312,3 +312,35 @@ def test_threads_chunks_and_reused_buffers_give_identical_results():
         torch.set_num_threads(previous)
     assert torch.equal(serial, parallel) and torch.equal(parallel, parallel2)
     assert torch.allclose(again, serial[:1], rtol=0, atol=1e-6 * float(serial.max()))
+
+
+def test_fft_tiers_use_short_windows_only_where_the_wavelet_is_short():
+    pytest.importorskip("torch")
+    plan = S._torch_plan(N, 3.0, 60.0, 10)
+    lengths = [t.length for t in plan.tiers]
+    assert lengths[0] == plan.m == 2000 and len(lengths) >= 2 and min(lengths) < 1500
+    support = S._half_support(S.morse_filter_bank(N)[: plan.n_fft_rows], plan.m)
+    assert support[0] >= 900  # the top row's filter is cut at Nyquist: a long, slow tail
+    for tier in plan.tiers:
+        r0, r1 = tier.rows
+        assert tier.offset == (tier.length - N) // 2
+        if tier.length < plan.m:
+            # the window reaches at least the wavelet's half support past both ends of the span
+            assert support[r0:r1].max() <= tier.offset
+            assert tier.length - tier.offset - N >= support[r0:r1].max()
+        np.testing.assert_array_equal(  # the window is the reflection-padded signal's middle
+            tier.segment.numpy(),
+            S._pad_index(N)[plan.pad - tier.offset : plan.pad - tier.offset + tier.length])
+
+
+@pytest.mark.parametrize(("at_least", "expected"), [(1000, 1024), (1024, 1024), (1081, 1152),
+                                                    (1250, 1280), (1601, 1620), (7, 8)])
+def test_fast_fft_lengths(at_least, expected):
+    assert S._fast_fft_length(at_least) == expected
+
+
+def test_fft_tiers_dynamic_programme():
+    # Three rows need the exact length, ten a short one: two runs, not one at M.
+    assert S._fft_tiers([2000] * 3 + [1100] * 10, 2000) == [(0, 3, 2000), (3, 13, 1152)]
+    # One row alone is not worth its own length.
+    assert S._fft_tiers([2000] * 3 + [1100], 2000) == [(0, 4, 2000)]
