@@ -87,7 +87,7 @@ def main() -> None:
         t_ours = time.perf_counter() - t0
         f_ours = objective(X, y, ours.coef_, ours.intercept_, l2)
         print(f"SoftmaxClassifier : {t_ours:8.2f} s  {ours.n_epochs_:5d} epochs  "
-              f"{ours.n_loss_evaluations_:5d} loss evals  |grad|_2 {ours.grad_norm_:.2e}  "
+              f"{ours.n_loss_evaluations_:5d} loss evals ({ours.n_low_precision_evaluations_} float32)  |grad|_2 {ours.grad_norm_:.2e}  "
               f"objective {f_ours:.10f}  ({ours.stop_reason_})")
         print(f"  preconditioner: {ours.n_preconditioner_updates_} builds, "
               f"{ours.preconditioner_time_:.2f} s of the fit")

@@ -44,13 +44,31 @@ coordinates, so neither the optimum nor the stopping test depends on ``M``. Two 
   and inverted once in float64; applying it is one ``(K, d+1) @ (d+1, d+1)`` product. The
   L-BFGS pairs stay valid when ``M`` changes (they live in the original coordinates).
 
-At PTB-XL scale (15,000 x 4,100, 5 classes, ``l2 = 1/n``, ``tol = 1e-6``) the previous Jacobi
-version needed 738 iterations; this one needs about 140-240 plus three builds of ``M``. Loss
-evaluations (two streaming passes over ``X``) use torch's matrix products, which are 2-4x faster
-than NumPy's OpenBLAS for a right-hand side of ``K`` columns; scikit-learn's ``LogisticRegression``
-is still the reference for the optimum. Not done: a ``K x K``-coupled (exact block) Hessian model,
-whose factorisation (``K d`` unknowns) would cost more than the iterations it saves, and float32
-loss evaluations in the early iterations (about 2x cheaper each).
+How a loss evaluation is made cheap
+-----------------------------------
+At PTB-XL scale an evaluation is bound by memory bandwidth: ``X`` (492 MB in float64) is read
+for the logits and again for the gradient. Three things cut that cost, none of which changes
+the optimum or the stopping test:
+
+* **One pass in row blocks** of about 16 MiB: each block's logits, probabilities and gradient
+  contribution are computed while the block is still in the cache (torch matrix products,
+  2-4x faster than NumPy's OpenBLAS for a right-hand side of ``K`` columns).
+* **Mixed precision** (``mixed_precision=True``, large float64 ``X`` only): the early
+  iterations read a centred float32 copy of ``X``, half the bytes; once the gradient norm is
+  below ``10 tol`` (or a line search stalls on float32 rounding) the point is re-evaluated in
+  float64 and the fit finishes in float64, so the final gradient, and the stopping test, are
+  float64.
+* **No thread contention**: NumPy's BLAS is held to one thread while the optimiser runs (its
+  threads otherwise spin after each dot product and take the cores from torch's threads in the
+  next evaluation: measured 2x slower evaluations on 2 cores).
+
+At PTB-XL scale (15,000 x 4,100, 5 classes, ``l2 = 1/n``, ``tol = 1e-6``, 2 cores) the previous
+Jacobi version needed 738 iterations and 161 s; this one needs about 140 iterations, 110 of them
+in float32, plus three builds of ``M``: about 20 s in all (``benchmarks/bench_softmax.py``,
+where scikit-learn's lbfgs runs out of its 2000 iterations in about 500 s). scikit-learn's
+``LogisticRegression`` is the reference for the optimum in the tests. Not done: a
+``K x K``-coupled (exact block) Hessian model, whose factorisation (``K d`` unknowns) would
+cost more than the iterations it saves.
 
 Objective and stopping rule
 ---------------------------
@@ -116,6 +134,32 @@ _REFRESH_AT = (20, 60, 180, 540, 1620)
 _ACTIVE = 1e-3
 # Ridge added to the unit-diagonal Hessian model so that its Cholesky factorisation exists.
 _RIDGE = 1e-6
+# Rows of X per block of a loss evaluation: about 16 MiB, so that the block read by the logits
+# product is still in the cache for the gradient product (one pass over X from memory, not two).
+_BLOCK_BYTES = 16 << 20
+# With mixed precision, products run in float32 until the gradient norm is below this many
+# times tol; the rest of the fit, and so the stopping test, is in float64.
+_PRECISE_BELOW = 10.0
+# ... and only for X of at least this many entries (32 MiB in float64): below it a float64 pass
+# is cheap, and float32 rounding in the line search can cost more iterations than it saves.
+_LOW_PRECISION_MIN_ENTRIES = 1 << 22
+# Backtracking halvings allowed in float32 before the fit goes on in float64.
+_LOW_PRECISION_BACKTRACKS = 10
+
+
+def _blas_thread_count() -> int:
+    """Threads of NumPy's BLAS now (threadpoolctl; 1 if it reports none)."""
+    from threadpoolctl import threadpool_info
+
+    return max([int(i["num_threads"]) for i in threadpool_info() if i["user_api"] == "blas"]
+               or [1])
+
+
+def _blas_threads(n: int) -> Any:
+    """Context manager limiting NumPy's BLAS to ``n`` threads (threadpoolctl)."""
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=n, user_api="blas")
 
 
 class _Objective:
@@ -130,17 +174,28 @@ class _Objective:
     twice as fast as NumPy's OpenBLAS for a skinny right-hand side).
     """
 
-    def __init__(self, X: np.ndarray, Y: np.ndarray, l2: np.ndarray, mu: np.ndarray):
+    def __init__(self, X: np.ndarray, Y: np.ndarray, l2: np.ndarray, mu: np.ndarray,
+                 mixed_precision: bool = False):
         import torch
 
         self.torch = torch
         self.X, self.Y = torch.from_numpy(X), torch.from_numpy(Y)
+        # centred float32 copy for the early iterations (float64 X only; half its memory).
+        # Centred, so that a column such as year ~ 2000 keeps its float32 digits for the
+        # variation and a constant column is exactly 0.
+        self.X32 = None
+        if mixed_precision and X.dtype == np.float64 and X.size >= _LOW_PRECISION_MIN_ENTRIES:
+            self.X32 = torch.empty(X.shape, dtype=torch.float32)
+            for lo in range(0, X.shape[0], 4096):
+                self.X32[lo : lo + 4096] = torch.from_numpy(X[lo : lo + 4096] - mu)
+        self.low_precision = self.X32 is not None
         self.l2 = torch.from_numpy(l2) if np.any(l2) else None
         self.mu = torch.from_numpy(mu)
         self.n, self.d = X.shape
         self.k = Y.shape[1]
         self.n_evals = 0
-        self.P: Any = None  # probabilities at the last evaluation (for the preconditioner)
+        self.n_low_precision_evals = 0
+        self.P = torch.empty((self.n, self.k), dtype=torch.float64)  # for the preconditioner
 
     def split(self, theta: np.ndarray) -> tuple[Any, Any]:
         T = self.torch.from_numpy(theta).view(self.k, self.d + 1)
@@ -154,18 +209,39 @@ class _Objective:
         return np.hstack([W, (b + W @ self.mu.numpy())[:, None]]).ravel()
 
     def __call__(self, theta: np.ndarray) -> tuple[float, np.ndarray, float]:
-        """Return ``J``, its gradient in ``[W, c]`` (flat) and ``||grad J||_2`` in ``(W, b)``."""
+        """Return ``J``, its gradient in ``[W, c]`` (flat) and ``||grad J||_2`` in ``(W, b)``.
+
+        One pass over ``X`` in row blocks: each block's logits, probabilities and gradient
+        contribution are computed while the block is still in the cache. The products run in
+        the storage precision of ``X``, or on the centred float32 copy while ``low_precision``;
+        the softmax, the loss and the gradient accumulation are float64.
+        """
         torch = self.torch
         self.n_evals += 1
+        centred = self.low_precision
+        X = self.X32 if centred else self.X
+        self.n_low_precision_evals += int(centred)
         W, c = self.split(theta)
-        Z = (self.X @ W.T.to(self.X.dtype)).double()
-        Z += c - W @ self.mu
-        lse = torch.logsumexp(Z, dim=1)
-        loss = float((lse - (Z * self.Y).sum(dim=1)).mean())
-        P = torch.exp(Z - lse[:, None])
-        R = (P - self.Y) / self.n
-        gW = (R.T.to(self.X.dtype) @ self.X).double()
-        gb = R.sum(dim=0)
+        Wt = W.T.to(X.dtype).contiguous()
+        shift = c if centred else c - W @ self.mu
+        block = max(64, _BLOCK_BYTES // (self.d * X.element_size()))
+        loss = 0.0
+        gW = torch.zeros((self.k, self.d), dtype=torch.float64)
+        gb = torch.zeros(self.k, dtype=torch.float64)
+        for lo in range(0, self.n, block):
+            Xb, Yb = X[lo : lo + block], self.Y[lo : lo + block]
+            Z = (Xb @ Wt).double()
+            Z += shift
+            lse = torch.logsumexp(Z, dim=1)
+            loss += float((lse - (Z * Yb).sum(dim=1)).sum())
+            P = self.P[lo : lo + block]
+            torch.exp(Z - lse[:, None], out=P)
+            R = (P - Yb) / self.n
+            gW += (R.T.to(X.dtype) @ Xb).double()
+            gb += R.sum(dim=0)
+        loss /= self.n
+        if centred:  # gW above is the gradient in W at fixed c; in W at fixed b it is:
+            gW += torch.outer(gb, self.mu)
         if self.l2 is not None:
             loss += 0.5 * float((self.l2 * W * W).sum())
             gW += self.l2 * W
@@ -173,7 +249,6 @@ class _Objective:
         g = torch.empty((self.k, self.d + 1), dtype=torch.float64)
         g[:, : self.d] = gW - torch.outer(gb, self.mu)
         g[:, self.d] = gb
-        self.P = P
         return loss, g.numpy().ravel(), gnorm
 
 
@@ -192,6 +267,7 @@ class _Preconditioner:
         self.X, self.mu, self.l2, self.k = X, mu, l2, k
         self.n, self.d = X.shape
         self.Minv: Any = None
+        self.blas_threads = 1  # NumPy BLAS threads for the syrk (set by the caller)
         self.n_updates, self.setup_time = 0, 0.0
 
     def update(self, P: Any) -> None:
@@ -210,7 +286,8 @@ class _Preconditioner:
             sw = np.sqrt(w[r] / self.n)
             Xa[i:i + len(sw), :d] = (self.X[r] - self.mu) * sw[:, None]
             Xa[i:i + len(sw), d] = sw
-        A = (Xa.T @ Xa).astype(np.float64)  # numpy dispatches X^T X to syrk
+        with _blas_threads(self.blas_threads):
+            A = (Xa.T @ Xa).astype(np.float64)  # numpy dispatches X^T X to syrk
         del Xa
         A[np.arange(d), np.arange(d)] += self.l2
         s = np.sqrt(np.diag(A))
@@ -236,28 +313,43 @@ class _Preconditioner:
         self.n_updates += 1
         self.setup_time += time.perf_counter() - t0
 
-    def __call__(self, v: np.ndarray) -> np.ndarray:
+    def __call__(self, *vs: np.ndarray) -> list[np.ndarray] | np.ndarray:
+        """``M^{-1}`` applied to each class row of each vector; several vectors share one read
+        of ``M^{-1}`` (134 MB at PTB-XL scale: the product is bound by memory bandwidth)."""
         import torch
 
-        V = torch.from_numpy(v).view(self.k, self.d + 1)
-        return (V @ self.Minv).numpy().ravel()
+        V = torch.from_numpy(np.concatenate(vs)).view(len(vs) * self.k, self.d + 1)
+        out = (V @ self.Minv).numpy().reshape(len(vs), -1)
+        return list(out) if len(vs) > 1 else out[0]
 
 
 def _lbfgs(fun: _Objective, pre: _Preconditioner, theta: np.ndarray, max_iter: int, tol: float,
            memory: int = 10) -> tuple[np.ndarray, float, float, int, list[float], str]:
     """Minimise with preconditioned L-BFGS (two-loop recursion with ``H0 = gamma M^{-1}``).
 
+    With ``fun.low_precision`` set, the iterations run on float32 products until the gradient
+    norm falls below ``_PRECISE_BELOW * tol`` (or a line search fails), then the point is
+    re-evaluated in float64 and the fit goes on in float64, keeping its L-BFGS pairs: the
+    stopping test is only ever passed on a float64 gradient.
+
     Returns the parameters, final loss, final gradient norm (the stopping quantity), the number
     of iterations (epochs), the loss history and why it stopped (``"tol"``, ``"max_epochs"`` or
     ``"line_search"``: no decrease possible at the working precision).
     """
+
+    def go_precise() -> tuple[float, np.ndarray, float]:
+        fun.low_precision = False
+        return fun(theta)
+
     f, g, gnorm = fun(theta)
+    if fun.low_precision and gnorm < _PRECISE_BELOW * tol:
+        f, g, gnorm = go_precise()
     pre.update(fun.P)
     history = [f]
     S: list[np.ndarray] = []
     Yd: list[np.ndarray] = []
     rho: list[float] = []
-    gamma = 1.0
+    gamma, new_pair = 1.0, False
     it = 0
     while it < max_iter and gnorm >= tol:
         q = g.copy()
@@ -266,7 +358,13 @@ def _lbfgs(fun: _Objective, pre: _Preconditioner, theta: np.ndarray, max_iter: i
             a = r_ * float(s_ @ q)
             alpha.append(a)
             q -= a * y_
-        q = gamma * pre(q)
+        if new_pair:  # scale gamma = s'y / y'M^-1 y of the newest pair, in the same read of M^-1
+            q, my = pre(q, Yd[-1])
+            gamma = float(S[-1] @ Yd[-1]) / float(Yd[-1] @ my)
+            new_pair = False
+        else:
+            q = pre(q)
+        q *= gamma
         for s_, y_, r_, a in zip(S, Yd, rho, reversed(alpha), strict=True):
             q += (a - r_ * float(y_ @ q)) * s_
         direction = -q
@@ -276,16 +374,21 @@ def _lbfgs(fun: _Objective, pre: _Preconditioner, theta: np.ndarray, max_iter: i
             direction = -pre(g)
             slope = float(g @ direction)
         step = 1.0
-        for _ in range(40):
+        for _ in range(_LOW_PRECISION_BACKTRACKS if fun.low_precision else 40):
             new = theta + step * direction
             f_new, g_new, gnorm_new = fun(new)
             if f_new <= f + 1e-4 * step * slope:
                 break
             step *= 0.5
         else:
+            if fun.low_precision:  # float32 noise: go on in float64 from the same point
+                f, g, gnorm = go_precise()
+                continue
             return theta, f, gnorm, it, history, "line_search"  # no decrease at this precision
         s_vec, y_vec = new - theta, g_new - g
         theta, f, g, gnorm = new, f_new, g_new, gnorm_new
+        if fun.low_precision and gnorm < _PRECISE_BELOW * tol:
+            f, g, gnorm = go_precise()  # the pair below mixes precisions; it is only a model
         history.append(f)
         it += 1
         if it in _REFRESH_AT and gnorm >= tol and it < max_iter:
@@ -295,7 +398,7 @@ def _lbfgs(fun: _Objective, pre: _Preconditioner, theta: np.ndarray, max_iter: i
             S.append(s_vec), Yd.append(y_vec), rho.append(1.0 / sy)
             if len(S) > memory:
                 S.pop(0), Yd.pop(0), rho.pop(0)
-            gamma = sy / float(y_vec @ pre(y_vec))
+            new_pair = True
     return theta, f, gnorm, it, history, ("tol" if gnorm < tol else "max_epochs")
 
 
@@ -350,6 +453,13 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
     dtype : numpy dtype
         Storage and matrix-product precision of ``X`` (``np.float64`` or ``np.float32``); the loss,
         gradient accumulation and optimiser state are always float64.
+    mixed_precision : bool
+        With float64 ``X`` of at least 4M entries and the L-BFGS solver: run the early
+        iterations' matrix products on a centred float32 copy of ``X`` (half its memory again;
+        each pass over ``X`` about twice as fast), until the gradient norm is below ``10 * tol``
+        (or a line search stalls on float32 rounding), then finish in float64. The stopping test
+        is always passed on a float64 gradient, so the optimum is the same; ``False`` keeps every
+        product in float64.
     random_state : int
         Kept for scikit-learn conventions; the fit is deterministic (zero initialisation).
 
@@ -362,6 +472,8 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
         Iterations run.
     n_loss_evaluations_ : int
         Loss and gradient evaluations (one per iteration plus line-search backtracks).
+    n_low_precision_evaluations_ : int
+        How many of them used float32 products (``mixed_precision``).
     n_preconditioner_updates_ : int
         Builds of the Hessian model ``M`` (the first one plus rebuilds).
     preconditioner_time_ : float
@@ -384,13 +496,14 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
 
     def __init__(self, max_epochs: int = 2000, tol: float = 1e-6, l2: float = 0.0,
                  standardize: bool = False, solver: str = "lbfgs",
-                 dtype: Any = np.float64, random_state: int = 0):
+                 dtype: Any = np.float64, mixed_precision: bool = True, random_state: int = 0):
         self.max_epochs = max_epochs
         self.tol = tol
         self.l2 = l2
         self.standardize = standardize
         self.solver = solver
         self.dtype = dtype
+        self.mixed_precision = mixed_precision
         self.random_state = random_state
 
     def _check_params(self) -> None:
@@ -422,20 +535,26 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
         # (standardised weights, identical to fitting on standardised X)
         scale = np.where(std > 0, std, 1.0) if self.standardize else np.ones(d)
         l2 = self.l2 * scale**2
-        problem = _Objective(X, Y, l2, mu)
+        problem = _Objective(X, Y, l2, mu,
+                             mixed_precision=bool(self.mixed_precision) and self.solver == "lbfgs")
         pre = _Preconditioner(X, mu, l2, k)
         theta0 = np.zeros(k * (d + 1))
-        if self.solver == "lbfgs":
-            theta, loss, gnorm, n_it, hist, reason = _lbfgs(problem, pre, theta0,
-                                                            int(self.max_epochs), self.tol)
-        else:
-            theta, loss, gnorm, n_it, hist, reason = _gd(problem, pre, theta0,
+        run = _lbfgs if self.solver == "lbfgs" else _gd
+        # NumPy's BLAS (OpenBLAS) threads spin after each multi-threaded call, such as the
+        # optimiser's dot products of 20,000-long vectors, and then compete for the cores with
+        # torch's threads in the next loss evaluation: measured 2x slower evaluations on 2 cores.
+        # The optimiser's NumPy work is single threaded; the preconditioner's syrk gets the
+        # threads back.
+        pre.blas_threads = _blas_thread_count()
+        with _blas_threads(1):
+            theta, loss, gnorm, n_it, hist, reason = run(problem, pre, theta0,
                                                          int(self.max_epochs), self.tol)
         W, b = problem.to_wb(theta)
         self.coef_, self.intercept_ = W, b
         self.n_epochs_, self.grad_norm_, self.loss_ = n_it, gnorm, loss
         self.loss_curve_ = hist
         self.n_loss_evaluations_ = problem.n_evals
+        self.n_low_precision_evaluations_ = problem.n_low_precision_evals
         self.n_preconditioner_updates_ = pre.n_updates
         self.preconditioner_time_ = pre.setup_time
         self.converged_ = gnorm < self.tol

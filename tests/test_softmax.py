@@ -262,3 +262,75 @@ def test_ill_conditioned_standardize_same_optimum_as_sklearn_on_scaled_features(
     np.testing.assert_allclose(ours.predict_proba(X), ref.predict_proba(Xs), atol=1e-5)
     np.testing.assert_allclose(ours.coef_ * std, ref.coef_, atol=1e-4)
     assert ours.converged_ and ours.n_epochs_ <= 60
+
+
+def test_blocked_and_float32_evaluations_match_the_direct_formula(monkeypatch):
+    import fusion_utils.softmax as sm
+
+    X, y = _ill_conditioned(n=300)
+    l2 = np.full(X.shape[1], 1e-3)
+    theta = np.random.default_rng(5).normal(scale=0.01, size=3 * (X.shape[1] + 1))
+    whole, _, Y = _problem(X, y, l2)
+    f, g, gnorm = whole(theta)
+    monkeypatch.setattr(sm, "_BLOCK_BYTES", 8)  # 64-row blocks: five of them, the last short
+    blocked, _, _ = _problem(X, y, l2)
+    fb, gb, gnb = blocked(theta)
+    assert fb == pytest.approx(f, rel=1e-13) and gnb == pytest.approx(gnorm, rel=1e-12)
+    np.testing.assert_allclose(gb, g, rtol=1e-11, atol=1e-15)
+    W, b = whole.to_wb(theta)
+    assert f == pytest.approx(_objective(X, y, W, b, np.unique(y), 0.0)
+                              + 0.5 * np.sum(l2 * W**2), rel=1e-12)
+    # the centred float32 copy: the same numbers to float32 precision
+    monkeypatch.setattr(sm, "_LOW_PRECISION_MIN_ENTRIES", 0)
+    mu = X.mean(axis=0)
+    low = sm._Objective(X, Y, l2, mu, mixed_precision=True)
+    assert low.low_precision and low.X32.dtype.is_floating_point
+    np.testing.assert_allclose(low.X32.numpy()[:, 31], 0.0, atol=1e-12)  # constant column
+    fl, gl, gnl = low(theta)
+    assert low.n_low_precision_evals == 1
+    assert fl == pytest.approx(f, rel=1e-6) and gnl == pytest.approx(gnorm, rel=1e-4)
+    np.testing.assert_allclose(gl, g, atol=1e-5 * np.abs(g).max())
+
+
+def test_mixed_precision_reaches_the_float64_optimum(monkeypatch):
+    import fusion_utils.softmax as sm
+
+    monkeypatch.setattr(sm, "_LOW_PRECISION_MIN_ENTRIES", 0)
+    X, y = _data(n=1500, d=60, k=4, seed=2)
+    l2 = 1e-3
+    mixed = SoftmaxClassifier(l2=l2).fit(X, y)
+    plain = SoftmaxClassifier(l2=l2, mixed_precision=False).fit(X, y)
+    assert 0 < mixed.n_low_precision_evaluations_ < mixed.n_loss_evaluations_
+    assert plain.n_low_precision_evaluations_ == 0
+    assert mixed.converged_ and mixed.stop_reason_ == "tol"
+    f_mixed = _objective(X, y, mixed.coef_, mixed.intercept_, mixed.classes_, l2)
+    f_plain = _objective(X, y, plain.coef_, plain.intercept_, plain.classes_, l2)
+    assert f_mixed == pytest.approx(f_plain, rel=1e-9)
+    np.testing.assert_allclose(mixed.coef_, plain.coef_, atol=1e-5)
+    # the stopping test was passed in float64: recompute the gradient independently
+    Y = np.eye(4)[np.searchsorted(mixed.classes_, y)]
+    P = softmax(X @ mixed.coef_.T + mixed.intercept_)
+    gW = (P - Y).T @ X / len(y) + l2 * mixed.coef_
+    gb = (P - Y).mean(axis=0)
+    assert np.sqrt(np.sum(gW**2) + np.sum(gb**2)) < mixed.tol
+
+
+def test_numpy_blas_runs_single_threaded_in_the_optimiser(monkeypatch):
+    from threadpoolctl import threadpool_limits
+
+    import fusion_utils.softmax as sm
+
+    seen = {}
+    original = sm._lbfgs
+
+    def spy(fun, pre, *args, **kwargs):
+        seen["inside"], seen["syrk"] = sm._blas_thread_count(), pre.blas_threads
+        return original(fun, pre, *args, **kwargs)
+
+    monkeypatch.setattr(sm, "_lbfgs", spy)
+    X, y = _data()
+    with threadpool_limits(limits=2, user_api="blas"):
+        outer = sm._blas_thread_count()
+        SoftmaxClassifier(l2=1e-3).fit(X, y)
+        after = sm._blas_thread_count()
+    assert seen == {"inside": 1, "syrk": outer} and after == outer
