@@ -21,8 +21,8 @@ plan cached per signal length and parameters). The fast path computes the wide, 
 rows with ``torch.fft`` (the rows whose wavelet is short on FFTs shorter than ``M``, over a
 window of the padded signal just wide enough) and the narrow, low-frequency rows as matrix
 products with a shared band-limited basis; :func:`_torch_plan` explains both and derives the
-plan. They agree to about 1e-6 of each row's maximum. Other wavelets (``cmor1.5-1.0``, ``mexh``, ...) go through
-:func:`pywt.cwt` on the same frequency grid (:func:`cwt_scalogram`).
+plan. They agree to about 1e-6 of each row's maximum. Other wavelets (``cmor1.5-1.0``,
+``mexh``, ...) go through :func:`pywt.cwt` on the same frequency grid (:func:`cwt_scalogram`).
 
 Why not a library for the Morse transform? PyWavelets has no Morse wavelet; ssqueezepy has
 generalized Morse wavelets (and is the test-only oracle here) but chooses its own scales and
@@ -398,9 +398,13 @@ class _TorchPlan:
     m: int
     pad: int
     n_scales: int
-    n_fft_rows: int
     tiers: tuple[_FftTier, ...]
     groups: tuple[_BandGroup, ...]
+
+    @property
+    def n_fft_rows(self) -> int:
+        """Rows ``0 .. n_fft_rows - 1`` use inverse FFTs; the rest, matrix products."""
+        return self.tiers[-1].rows[1] if self.tiers else 0
 
 
 def _band(row: np.ndarray) -> tuple[int, int]:
@@ -522,7 +526,7 @@ def _torch_plan(n: int, gamma: float, tb: float, nv: int) -> _TorchPlan:
     groups: list[_BandGroup] = []
     r0 = first
     while r0 < n_scales:
-        width = max(w for _, w in bands[r0 : r0 + 1])
+        width = bands[r0][1]
         r1 = r0 + 1
         while r1 < n_scales and bands[r1][1] >= GROUP_WIDTH_RATIO * width:
             width = max(width, bands[r1][1])
@@ -552,7 +556,7 @@ def _torch_plan(n: int, gamma: float, tb: float, nv: int) -> _TorchPlan:
         segment = _pad_index(n)[p - offset : p - offset + length].copy()
         tiers.append(_FftTier((r0, r1), length, offset, torch.from_numpy(segment),
                               torch.from_numpy(tier_bank)))
-    return _TorchPlan(n, m, p, n_scales, first, tuple(tiers), tuple(groups))
+    return _TorchPlan(n, m, p, n_scales, tuple(tiers), tuple(groups))
 
 
 class _Workspaces:

@@ -170,8 +170,8 @@ class _Objective:
     This is a linear change of variables (``b = c - W @ mu``) with the same optimum; it removes
     the coupling between a column's mean (``year`` ~ 2000) and the intercept. The gradient is
     returned in these coordinates, the stopping quantity ``||grad J||_2`` in the original
-    ``(W, b)`` ones. Matrix products run in torch (one streaming pass over ``X`` each, about
-    twice as fast as NumPy's OpenBLAS for a skinny right-hand side).
+    ``(W, b)`` ones. Matrix products run in torch, in one blocked pass over ``X`` per
+    evaluation (see ``__call__``).
     """
 
     def __init__(self, X: np.ndarray, Y: np.ndarray, l2: np.ndarray, mu: np.ndarray,
