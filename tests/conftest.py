@@ -25,13 +25,13 @@ def _require(path: Path, what: str) -> Path:
 
 @pytest.fixture(scope="session")
 def shared_ptbxl() -> Path:
-    """Folder of the real PTB-XL sample (full table, 160 records at 100 Hz); skips when absent."""
+    """Folder of the real PTB-XL sample (full table, 1,959 records at 100 Hz); skips when absent."""
     return _require(shared_data_dir() / "ptbxl" / "ptbxl_database.csv", "PTB-XL sample").parent
 
 
 @pytest.fixture(scope="session")
 def shared_ham() -> Path:
-    """Folder of the real HAM10000 sample (full metadata, 52 images); skips when absent."""
+    """Folder of the real HAM10000 sample (full metadata, 273 originals, 10,015 at 200x150); skips when absent."""
     return _require(shared_data_dir() / "ham10000" / "HAM10000_metadata.csv", "HAM10000 sample").parent
 
 

@@ -13,7 +13,7 @@ from fusion_utils import ham10000
 
 FULL_COUNTS = {"nv": 6705, "mel": 1113, "bkl": 1099, "bcc": 514, "akiec": 327, "vasc": 142,
                "df": 115}
-IMAGE_COUNTS = {"mel": 14, "nv": 12, "bcc": 9, "bkl": 8, "df": 4, "vasc": 3, "akiec": 2}
+IMAGE_COUNTS = {"nv": 156, "mel": 74, "bkl": 19, "bcc": 11, "akiec": 5, "df": 4, "vasc": 4}
 WITH_DATASET = "HAM10000_metadata_with_dataset_column.csv"
 
 
@@ -43,7 +43,7 @@ def test_both_layouts_agree(shared_ham: Path) -> None:
 @pytest.mark.shared_data
 def test_find_and_load_real_images(shared_ham: Path) -> None:
     images = ham10000.find_images(shared_ham)
-    assert len(images) == 52
+    assert len(images) == 273
     table = ham10000.load_ham_table(shared_ham)
     assert table.loc[list(images), "label"].value_counts().to_dict() == IMAGE_COUNTS
     img = ham10000.load_image(images["ISIC_0024318"])

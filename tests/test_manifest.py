@@ -33,17 +33,17 @@ def _check_schema(df: pd.DataFrame, dataset: str) -> None:
 def test_ptbxl_manifest_on_real_sample(shared_ptbxl: Path) -> None:
     df, report = manifest.build_manifest("ptbxl", shared_ptbxl)
     _check_schema(df, "ptbxl")
-    # 160 records have files; 129 of them have exactly one superclass (README)
+    # 1,959 records have files; 1,533 of them have exactly one superclass (README)
     assert report.n_table == 21_837 and report.n_unlabelled == 21_837 - 16_272
-    assert report.n_missing_files == 16_272 - 129 and report.n_records == 129
-    assert report.class_counts == {"NORM": 76, "MI": 13, "STTC": 20, "CD": 16, "HYP": 4}
+    assert report.n_missing_files == 16_272 - 1533 and report.n_records == 1533
+    assert report.class_counts == {"NORM": 1011, "MI": 122, "STTC": 212, "CD": 139, "HYP": 49}
     assert manifest.metadata_columns(df) == ["meta.age", "meta.sex", "meta.height", "meta.weight"]
     assert df.loc[df["record_id"] == "1", "path"].item() == str(
         (shared_ptbxl / "records100/00000/00001_lr").resolve())
     assert df.loc[df["record_id"] == "1", "group"].item() == "15709"
     assert df.loc[df["record_id"] == "1", "meta.age"].item() == 56.0
-    assert sum(report.split_counts.values()) == 129
-    assert "skipped, file missing:    16143" in str(report)
+    assert sum(report.split_counts.values()) == 1533
+    assert "skipped, file missing:    14739" in str(report)
 
 
 @pytest.mark.shared_data
@@ -62,9 +62,10 @@ def test_ptbxl_metadata_only_and_strat_fold(shared_ptbxl: Path) -> None:
 def test_ham_manifest_on_real_sample(shared_ham: Path) -> None:
     df, report = manifest.build_manifest("ham10000", shared_ham, split_scheme="group", seed=1)
     _check_schema(df, "ham10000")
-    assert report.n_records == 52 and report.n_missing_files == 10_015 - 52
-    assert report.class_counts == {"akiec": 2, "bcc": 9, "bkl": 8, "df": 4, "mel": 14, "nv": 12,
-                                   "vasc": 3}
+    # the 273 originals in images/ (README); images_200x150/ is not looked in by default
+    assert report.n_records == 273 and report.n_missing_files == 10_015 - 273
+    assert report.class_counts == {"akiec": 5, "bcc": 11, "bkl": 19, "df": 4, "mel": 74, "nv": 156,
+                                   "vasc": 4}
     assert manifest.metadata_columns(df) == ["meta.age", "meta.sex", "meta.localization"]
     assert "meta.dx_type" not in df.columns  # label leak: off by default
     assert df.groupby("group")["split"].nunique().max() == 1
@@ -80,7 +81,7 @@ def test_max_records_is_stratified_and_seeded(shared_ptbxl: Path) -> None:
     a, report = manifest.build_manifest("ptbxl", shared_ptbxl, max_records=20, seed=3)
     b, _ = manifest.build_manifest("ptbxl", shared_ptbxl, max_records=20, seed=3)
     c, _ = manifest.build_manifest("ptbxl", shared_ptbxl, max_records=20, seed=4)
-    assert len(a) == 20 and report.n_subsampled_out == 129 - 20
+    assert len(a) == 20 and report.n_subsampled_out == 1533 - 20
     assert set(a["label"]) == set(SUPERCLASSES)  # every class kept
     pd.testing.assert_frame_equal(a, b)
     assert set(a["record_id"]) != set(c["record_id"])
@@ -93,7 +94,7 @@ def test_parquet_round_trip(shared_ham: Path, tmp_path: Path) -> None:
     back = manifest.load_manifest(path)
     pd.testing.assert_frame_equal(back, df)
     assert back.attrs == {**df.attrs, "fractions": [0.7, 0.15, 0.15]}
-    assert back.attrs["report"]["n_records"] == 52
+    assert back.attrs["report"]["n_records"] == 273
     assert not list(path.parent.glob(".*tmp*"))  # atomic write leaves no temporary
 
 
@@ -183,7 +184,7 @@ def test_ham_eight_column_layout_offers_dataset(shared_ham: Path, tmp_path: Path
         (shared_ham / "HAM10000_metadata_with_dataset_column.csv").read_bytes())
     (folder / "images").symlink_to(shared_ham / "images")
     df, report = manifest.build_manifest("ham10000", folder, metadata_columns="all")
-    assert report.n_records == 52
+    assert report.n_records == 273
     assert manifest.metadata_columns(df) == [
         "meta.age", "meta.sex", "meta.localization", "meta.dataset"]
     assert (df["dataset"] == "ham10000").all()  # the schema column is not the metadata column

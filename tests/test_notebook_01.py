@@ -54,7 +54,7 @@ def test_runs_on_real_ptbxl(shared_ptbxl: Path, tmp_path: Path) -> None:
     })
     text = _outputs(executed)
     assert "rows in table:            21837" in text
-    assert "skipped, file missing:    16143" in text
+    assert "skipped, file missing:    14739" in text
     df = load_manifest(out)
     assert len(df) == 25 and set(df["label"]) == {"NORM", "MI", "STTC", "CD", "HYP"}
     assert df.attrs["split_scheme"] == "strat_fold" and df.attrs["max_records"] == 25
@@ -72,9 +72,9 @@ def test_runs_on_real_ham10000(shared_ham: Path, tmp_path: Path) -> None:
         "manifest_path": str(out),
     })
     text = _outputs(executed)
-    assert "records in the manifest:  52" in text
-    assert "classes: akiec 2, bcc 9, bkl 8, df 4, mel 14, nv 12, vasc 3" in text
+    assert "records in the manifest:  273" in text
+    assert "classes: akiec 5, bcc 11, bkl 19, df 4, mel 74, nv 156, vasc 4" in text
     assert "0 of them have records in more than one split" in text
     df = load_manifest(out)
-    assert len(df) == 52 and df.groupby("group")["split"].nunique().max() == 1
+    assert len(df) == 273 and df.groupby("group")["split"].nunique().max() == 1
     assert _n_figures(executed) == 4  # class balance, metadata, example images, split counts

@@ -1,6 +1,6 @@
 """The chapters 01 -> 03 -> 04 -> 05 end to end on the real samples in ../shared/data.
 
-The real HAM10000 sample has 52 images of 7 classes, so some classes have one or two test images:
+The 273 real HAM10000 originals cover 7 classes, so some classes have one or two test images:
 the evaluation must report NaN for what is undefined rather than crash. Runs with the offline
 ImageNet backbone (efficientnet_lite0), bottleneck features.
 """
@@ -27,7 +27,7 @@ def test_chapters_run_end_to_end_on_the_real_sample(dataset, shared_ham, shared_
     data_dir = {"ham10000": shared_ham, "ptbxl": shared_ptbxl}[dataset]
     manifest = tmp_path / "manifest.parquet"
     run_dir = tmp_path / "run"
-    # PTB-XL: 60 of the 129 usable real records keep the test quick.
+    # PTB-XL: 60 of the 1,533 usable real records keep the test quick.
     max_records = 60 if dataset == "ptbxl" else 0
     execute_notebook("01_data_preparation", tmp_path / "01.ipynb",
                      {"dataset": dataset, "data_dir": str(data_dir), "max_records": max_records,

@@ -13,11 +13,11 @@ from fusion_utils import ptbxl
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
-# ids of the 160 real 100 Hz records in ../shared/data/ptbxl (its README)
-SAMPLE_IDS = [*range(1, 101), 102, 103, 106, 116, 127, 128, 131, 133, 134, 135, 137, 138, 139, 140,
-              141, 142, 146, 148, 152, 153, 154, 155, 157, 160, 161, 162, 164, 167, 168, 169, 170,
-              171, 172, 173, 175, 177, 180, 181, 182, 184, 186, 188, 189, 191, 192, 195, 199,
-              209, 210, 211, 217, 218, 220, 222, 223, 226, 234, 235, 236, 238]
+# the 1,959 real 100 Hz records in ../shared/data/ptbxl are ecg_id 1-1999 less these 40 (its README)
+ABSENT_IDS = {240, 255, 256, 257, 258, 259, 260, 261, 263, 266, 267, 269, 270, 271, 273, 274, 276,
+              279, 282, 284, 296, 298, 299, 307, 313, 316, 333, 336, 347, 349, 383, 386, 414, 423,
+              425, 429, 452, 476, 489, 500}
+SAMPLE_IDS = [i for i in range(1, 2000) if i not in ABSENT_IDS]
 
 
 @pytest.fixture(scope="module")
@@ -62,16 +62,19 @@ def test_likelihood_threshold(shared_ptbxl: Path, threshold: float, expected: in
 
 
 @pytest.mark.shared_data
-def test_counts_over_the_160_records(full_table: pd.DataFrame, shared_ptbxl: Path) -> None:
+def test_counts_over_the_1959_records(full_table: pd.DataFrame, shared_ptbxl: Path) -> None:
     present = [i for i in full_table.index
                if ptbxl.record_path(shared_ptbxl, i, 100).with_suffix(".dat").is_file()]
-    assert present == SAMPLE_IDS
+    assert present == SAMPLE_IDS and len(present) == 1959
     sub = full_table.loc[present]
     each = {c: int(sub["superclasses"].map(lambda s, c=c: c in s).sum()) for c in ptbxl.SUPERCLASSES}
-    assert each == {"NORM": 79, "MI": 27, "STTC": 33, "CD": 32, "HYP": 15}
-    assert sub["label"].value_counts().to_dict() == {"NORM": 76, "STTC": 20, "CD": 16, "MI": 13,
-                                                      "HYP": 4}
-    assert (sub["superclasses"].map(len) == 0).sum() == 5
+    assert each == {"NORM": 1055, "MI": 353, "STTC": 442, "CD": 400, "HYP": 192}
+    # README: 1,533 with exactly one superclass, 403 with two or more, 23 with none
+    assert sub["label"].value_counts().to_dict() == {"NORM": 1011, "STTC": 212, "CD": 139,
+                                                      "MI": 122, "HYP": 49}
+    assert (sub["superclasses"].map(len) >= 2).sum() == 403
+    assert (sub["superclasses"].map(len) == 0).sum() == 23
+    assert sub["patient_id"].nunique() == 1824
     assert sorted(sub["strat_fold"].unique()) == list(range(1, 11))
 
 
