@@ -25,13 +25,13 @@ test: $(STAMP)
 	$(PY) -m pytest -n 2 --dist loadgroup -p no:cacheprovider
 
 book: $(STAMP)
-	$(PY) -m fusion_utils.book_build
+	$(PY) -m fusion_book.build
 
 book-check: $(STAMP)
-	$(PY) -m fusion_utils.book_check _build/html
+	$(PY) -m fusion_book.check _build/html
 
 demo: $(STAMP)
-	$(PY) -m fusion_utils.demo data/demo
+	$(PY) -m fusion_utils.data.demo data/demo
 
 bench: $(STAMP)
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done

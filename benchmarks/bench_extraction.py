@@ -11,8 +11,8 @@ next to the compute-bound limit measured in the same run:
 The printed fraction says how close the convolutions come to the machine's best dense matrix
 product. The matrix products are timed between the network's batches and both figures are the
 best of ``--repeats``, so that other work on the machine slows both alike. The network is
-prepared as :func:`fusion_utils.features.extract_features` prepares it (BatchNorm folded,
-channels-last). ``--pipeline`` also times :func:`fusion_utils.features.extract_features` end to end
+prepared as :func:`fusion_utils.features.extraction.extract_features` prepares it (BatchNorm folded,
+channels-last). ``--pipeline`` also times :func:`fusion_utils.features.extraction.extract_features` end to end
 (JPEG decoding, resizing, normalisation included) on the real HAM10000 samples.
 
 Usage::
@@ -33,8 +33,8 @@ import time
 
 import torch
 
-from fusion_utils.backbones import fold_batchnorm, get_backbone
-from fusion_utils.features import precision_context
+from fusion_utils.features.backbones import fold_batchnorm, get_backbone
+from fusion_utils.features.extraction import precision_context
 
 PRECISIONS = ("float32", "bf16", "bf16-autocast")
 
@@ -92,8 +92,8 @@ def measure(model: torch.nn.Module, size: int, batch: int, precision: str, repea
 
 def pipeline_rate(batch: int) -> dict[str, float] | None:
     """End-to-end ``extract_features`` images/s on the real HAM10000 samples (no cache)."""
-    from fusion_utils.features import extract_features
-    from fusion_utils.manifest import build_manifest
+    from fusion_utils.data.manifest import build_manifest
+    from fusion_utils.features.extraction import extract_features
     from fusion_utils.paths import shared_data_dir
 
     folder = shared_data_dir() / "ham10000"

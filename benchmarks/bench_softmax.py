@@ -72,7 +72,7 @@ def main() -> None:
     from sklearn.linear_model import LogisticRegression
     from threadpoolctl import threadpool_limits
 
-    from fusion_utils.softmax import SoftmaxClassifier, sklearn_C
+    from fusion_utils.fusion.softmax import SoftmaxClassifier, sklearn_C
 
     torch.set_num_threads(args.threads)
     X, y = make_data(args.n, args.d, args.k, args.with_date)

@@ -12,8 +12,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from .io import atomic_path
-from .paths import project_root
+from fusion_utils.io import atomic_path
+from fusion_utils.paths import project_root
 
 __all__ = ["NotebookExecutionError", "execute_notebook", "notebook_parameters", "notebook_path"]
 

@@ -86,7 +86,7 @@ def require_data_dir(dataset: str, data_dir: str | os.PathLike[str] | None) -> P
     folder = resolve_data_dir(dataset, data_dir)
     if not folder.is_dir():
         hint = ("generate the demo cohort first: `make demo` or "
-                "`python -m fusion_utils.demo data/demo`"
+                "`python -m fusion_utils.data.demo data/demo`"
                 if folder == default_data_dir(dataset) else "check the data_dir parameter")
         raise FileNotFoundError(f"{check_dataset(dataset)} folder not found: {folder}; {hint}")
     return folder

@@ -51,7 +51,7 @@ import pandas as pd
 import seaborn as sns
 from IPython.display import Markdown, display
 
-from fusion_utils import manifest, plots
+from fusion_utils.data import manifest, plots
 from fusion_utils.paths import check_dataset, require_data_dir
 
 sns.set_theme(style="whitegrid", context="notebook")
@@ -121,7 +121,7 @@ plt.show()
 
 # %%
 if dataset == "ptbxl":
-    from fusion_utils.ptbxl import LEADS, load_signal
+    from fusion_utils.data.ptbxl import LEADS, load_signal
 
     shown = df.groupby("label", sort=False).head(1).set_index("label")
     for label in [c for c in df.attrs["classes"] if c in shown.index][:2]:
@@ -224,7 +224,7 @@ print({k: v for k, v in check.attrs.items() if k != "report"})
 # split puts 656 patients in more than one split, `group` none:
 #
 # ```python
-# from fusion_utils.manifest import build_manifest
+# from fusion_utils.data.manifest import build_manifest
 # for scheme in ("stratified", "group"):
 #     df, _ = build_manifest("ptbxl", "../shared/data/ptbxl", split_scheme=scheme,
 #                            require_files=False)

@@ -56,19 +56,21 @@ import pandas as pd
 import seaborn as sns
 from IPython.display import Markdown, display
 
-from fusion_utils import manifest, montage, plots, scalogram, splits
-from fusion_utils import scalogram_plots as splots
+from fusion_utils.data import manifest, plots, splits
+from fusion_utils.data.ptbxl import LEADS as HEADER_LEADS
+from fusion_utils.data.ptbxl import SUPERCLASSES, load_signal
 from fusion_utils.paths import default_data_dir, resolve_data_dir, shared_data_dir
-from fusion_utils.ptbxl import LEADS as HEADER_LEADS
-from fusion_utils.ptbxl import SUPERCLASSES, load_signal
-from fusion_utils.scalogram_cache import ScalogramCache
+from fusion_utils.scalograms import montage
+from fusion_utils.scalograms import morse as scalogram
+from fusion_utils.scalograms import plots as splots
+from fusion_utils.scalograms.cache import ScalogramCache
 
 sns.set_theme(style="whitegrid", context="notebook")
 
 folder = resolve_data_dir("ptbxl", data_dir)
 is_demo = not str(data_dir).strip()
 if not folder.is_dir():
-    hint = ("generate the demo cohort first: `make demo` or `python -m fusion_utils.demo data/demo`"
+    hint = ("generate the demo cohort first: `make demo` or `python -m fusion_utils.data.demo data/demo`"
             if folder == default_data_dir("ptbxl") else "check the data_dir parameter")
     raise FileNotFoundError(f"PTB-XL folder not found: {folder}; {hint}")
 

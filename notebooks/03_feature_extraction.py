@@ -60,11 +60,13 @@ from IPython.display import Markdown, display
 from sklearn.decomposition import PCA
 from sklearn.preprocessing import StandardScaler
 
-from fusion_utils import backbones, features, manifest
-from fusion_utils.augment import AugmentParams
-from fusion_utils.finetune import PAPER_BATCH_SIZE
-from fusion_utils.fusion import resolve_run_dir
-from fusion_utils.image_data import ManifestImageDataset
+from fusion_utils.data import manifest
+from fusion_utils.features import backbones
+from fusion_utils.features import extraction as features
+from fusion_utils.features.augment import AugmentParams
+from fusion_utils.features.datasets import ManifestImageDataset
+from fusion_utils.features.finetune import PAPER_BATCH_SIZE
+from fusion_utils.fusion.train import resolve_run_dir
 from fusion_utils.io import atomic_write_json
 from fusion_utils.paths import check_dataset, resolve_data_dir
 

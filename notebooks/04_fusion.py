@@ -50,9 +50,9 @@ import numpy as np
 import pandas as pd
 from IPython.display import Markdown, display
 
-from fusion_utils import fusion
-from fusion_utils.features import FeatureSet
-from fusion_utils.manifest import default_manifest_path, load_manifest
+from fusion_utils.data.manifest import default_manifest_path, load_manifest
+from fusion_utils.features.extraction import FeatureSet
+from fusion_utils.fusion import train as fusion
 from fusion_utils.paths import check_dataset
 
 dataset = check_dataset(dataset)
@@ -76,7 +76,7 @@ pd.Series(features.split).value_counts().rename("records").to_frame()
 # %%
 meta = fusion.align_metadata(features, manifest, columns)
 train = features.split == "train"
-from fusion_utils.metadata import MetadataEncoder
+from fusion_utils.fusion.metadata import MetadataEncoder
 
 encoder = MetadataEncoder(encoding=encoding).fit(meta[train])
 mapped = pd.DataFrame(encoder.transform(meta.head(5)), columns=encoder.get_feature_names_out())
@@ -106,7 +106,7 @@ scales.groupby("block")["std on train"].describe()[["count", "mean", "min", "max
 #
 # Both classifiers minimise the mean cross-entropy (plus `l2`/2 times the squared weights) with
 # L-BFGS on a preconditioned copy of the problem (same optimum, far fewer epochs than plain
-# gradient descent on badly scaled inputs; see `fusion_utils.softmax`). An epoch is one pass over
+# gradient descent on badly scaled inputs; see `fusion_utils.fusion.softmax`). An epoch is one pass over
 # the whole training set. Training stops after `max_epochs` epochs or when the Euclidean norm of
 # the gradient of the mean objective drops below `tol`.
 
@@ -130,7 +130,7 @@ plt.show()
 # epoch, for the image-only and the fused classifier. A straight fall on this log scale is the
 # fast convergence of L-BFGS; a curve that flattens high and ends at `max_epochs` would mean the
 # classifier did not converge (with `l2=0` on separable data there is no finite optimum, see
-# `fusion_utils.softmax`).
+# `fusion_utils.fusion.softmax`).
 #
 # ## What it costs: classifier training vs feature extraction
 #

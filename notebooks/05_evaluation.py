@@ -42,7 +42,9 @@ import numpy as np
 import pandas as pd
 from IPython.display import Markdown, display
 
-from fusion_utils import eval_plots, fusion, metrics, significance
+from fusion_utils.evaluation import metrics, significance
+from fusion_utils.evaluation import plots as eval_plots
+from fusion_utils.fusion import train as fusion
 from fusion_utils.io import atomic_path
 from fusion_utils.paths import check_dataset
 

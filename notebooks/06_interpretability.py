@@ -51,11 +51,12 @@ import pandas as pd
 import seaborn as sns
 from IPython.display import Markdown, display
 
-from fusion_utils import interpret, interpret_plots
-from fusion_utils.fusion import default_run_dir
-from fusion_utils.manifest import class_order, default_manifest_path, load_manifest
+from fusion_utils.data.manifest import class_order, default_manifest_path, load_manifest
+from fusion_utils.fusion.softmax import SoftmaxClassifier
+from fusion_utils.fusion.train import default_run_dir
+from fusion_utils.interpret import analysis as interpret
+from fusion_utils.interpret import plots as interpret_plots
 from fusion_utils.paths import check_dataset, project_root, runs_dir
-from fusion_utils.softmax import SoftmaxClassifier
 
 sns.set_theme(style="whitegrid", context="notebook")
 pd.set_option("display.precision", 3)
@@ -72,7 +73,7 @@ else:
 if not runs:
     raise FileNotFoundError(
         f"no {dataset} run folder with classifier_fused.npz under {runs_dir('book')}: run the book "
-        "grid (python -m fusion_utils.grid run experiments/book.yaml) or notebooks 03-04, or "
+        "grid (python -m fusion_utils.experiments run experiments/book.yaml) or notebooks 03-04, or "
         "pass run_dirs")
 loaded = [interpret.load_run(r) for r in runs]
 labels = [r.label for r in loaded]
@@ -356,7 +357,7 @@ display(Markdown("\n".join(lines)))
 # weights shrink depends on the optimiser as well as on the data. With unscaled inputs, a plain
 # gradient method takes steps dominated by the largest inputs (age, a year), and stopping it
 # after a fixed budget leaves the other weights wherever they were; this book's solver is
-# preconditioned and stops near the optimum (`fusion_utils.softmax`). Where the ratio here
+# preconditioned and stops near the optimum (`fusion_utils.fusion.softmax`). Where the ratio here
 # stays near 1, that does not contradict the paper's figure; it suggests that the shrinkage is
 # a property of how the classifier was trained rather than of the optimum itself.
 #
@@ -418,7 +419,7 @@ display(Markdown("\n".join(lines)))
 # ````{admonition} Solution
 # :class: dropdown
 # ```python
-# from fusion_utils.softmax import SoftmaxClassifier
+# from fusion_utils.fusion.softmax import SoftmaxClassifier
 # j = list(data.feature_names).index("age")
 # tr = data.split == "train"
 # X2 = data.X.copy()

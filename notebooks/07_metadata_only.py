@@ -60,7 +60,10 @@ import pandas as pd
 import seaborn as sns
 from IPython.display import Markdown, display
 
-from fusion_utils import interpret, interpret_plots, manifest, metrics
+from fusion_utils.data import manifest
+from fusion_utils.evaluation import metrics
+from fusion_utils.interpret import analysis as interpret
+from fusion_utils.interpret import plots as interpret_plots
 from fusion_utils.io import atomic_path
 from fusion_utils.paths import check_dataset, default_data_dir, require_data_dir
 
@@ -270,7 +273,7 @@ a_std = interpret.macro_auroc(y_test, probas[(s0, encs[0])], classes)
 a_raw = interpret.macro_auroc(y_test, p_raw, classes)
 verdict = ("the same model up to rounding" if max_diff < 1e-6 else
            "not quite the same model: a fit stopped before the gradient tolerance (with no penalty "
-           "and separable training data the optimum is not unique; see `fusion_utils.softmax`)")
+           "and separable training data the optimum is not unique; see `fusion_utils.fusion.softmax`)")
 display(Markdown(f"`{s0}` [{encs[0]}]: macro AUROC {a_std:.4f} standardised, {a_raw:.4f} raw; "
                  f"largest difference in a probability {max_diff:.1e}: {verdict}."))
 

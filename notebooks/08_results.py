@@ -19,7 +19,7 @@
 # ("bottleneck", BN) or fine-tuned (FT) features, with and without augmentation, and for each
 # configuration a softmax classifier on the image features alone and one on the image features
 # fused with the patient's metadata. This chapter reads the results of every configuration of a
-# grid run by `python -m fusion_utils.grid`, draws the paper's Figs. 2-4 across the whole grid,
+# grid run by `python -m fusion_utils.experiments`, draws the paper's Figs. 2-4 across the whole grid,
 # and checks the paper's findings (Sections III.B-D) one by one, marking each **reproduced**,
 # **not reproduced** or **not testable on this grid**.
 #
@@ -54,7 +54,9 @@ import seaborn as sns
 from IPython.display import Markdown, display
 from myst_nb import glue
 
-from fusion_utils import eval_plots, grid, grid_findings
+from fusion_utils.evaluation import plots as eval_plots
+from fusion_utils.experiments import findings as grid_findings
+from fusion_utils.experiments import grid
 from fusion_utils.paths import check_dataset, project_root
 from fusion_utils.paths import runs_dir as default_runs_dir
 
@@ -68,7 +70,7 @@ if dataset:
     results = results[results["dataset"] == check_dataset(dataset)]
 if results.empty:
     raise RuntimeError("no completed configuration to show: run the grid first, e.g. "
-                       "python -m fusion_utils.grid run experiments/book.yaml")
+                       "python -m fusion_utils.experiments run experiments/book.yaml")
 configs = (results.drop_duplicates("config_id")
            [["config_id", "dataset", "backbone", "weights", "mode", "augment", "epochs"]]
            .reset_index(drop=True))
@@ -83,7 +85,7 @@ glue("data_label", data_label, display=False)
 # (`runs/<grid>/<config_id>/`) holds the executed feature-extraction, fusion and evaluation
 # notebooks, which the book shows for one configuration per dataset in the earlier chapters. The
 # results table has one row per configuration, metric, class (or `macro_mean`/`macro_std`) and
-# model (`image` or `fused`); its columns are documented in `fusion_utils.grid`.
+# model (`image` or `fused`); its columns are documented in `fusion_utils.experiments.grid`.
 #
 # ## Figs. 2 and 3: the improvement from metadata, metric by metric
 #
@@ -160,7 +162,7 @@ plt.close(fig)
 #
 # ## The paper's findings, point by point
 #
-# Each finding is coded in `fusion_utils.grid_findings` as a check on the results table (the
+# Each finding is coded in `fusion_utils.experiments.findings` as a check on the results table (the
 # tests there use hand-made tables with known verdicts). "Not testable" means the grid lacks the
 # datasets, networks or set-ups the finding is about: the book grid has one network, so the
 # findings about AlexNet, VGG19 and the four networks that gain most cannot be tested on it.
@@ -205,7 +207,7 @@ if paper_dir is None:
     print("The paper grid is not shown (paper_runs_dir = none).")
 elif paper.empty:
     print(f"No completed run of the paper grid in {paper_dir}: run it with\n"
-          "  python -m fusion_utils.grid run experiments/paper.yaml\n"
+          "  python -m fusion_utils.experiments run experiments/paper.yaml\n"
           "on the real data (see the chapter 'Run it on your own data').")
 else:
     print(f"{paper['config_id'].nunique()} completed configuration(s) of the paper grid")
@@ -250,7 +252,7 @@ else:
 #    on it:
 #
 #    ```bash
-#    python -m fusion_utils.grid run my_grid.yaml --only 'ptbxl-*'
+#    python -m fusion_utils.experiments run my_grid.yaml --only 'ptbxl-*'
 #    jupytext --to ipynb -o - notebooks/08_results.py | \
 #      papermill - results_seeds.ipynb -k python3 -p runs_dir runs/seeds -p dataset ptbxl
 #    ```

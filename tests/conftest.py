@@ -38,7 +38,7 @@ def shared_ham() -> Path:
 @pytest.fixture(scope="session")
 def demo_cohort(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small synthetic cohort in the real on-disk formats: ``<dir>/ptbxl`` and ``<dir>/ham10000``."""
-    from fusion_utils.demo import write_demo_cohort
+    from fusion_utils.data.demo import write_demo_cohort
 
     out = tmp_path_factory.mktemp("demo")
     write_demo_cohort(out, n_ptbxl=60, n_ham=60, seed=0)

@@ -8,7 +8,7 @@ import jupytext
 import nbformat
 import pytest
 
-from fusion_utils.manifest import load_manifest
+from fusion_utils.data.manifest import load_manifest
 from fusion_utils.notebook_runner import execute_notebook, notebook_parameters
 
 NOTEBOOK = "01_data_preparation"

@@ -44,8 +44,8 @@ def test_parameters_are_documented() -> None:
 
 
 def test_frequency_ticks_land_on_their_rows() -> None:
-    from fusion_utils.scalogram import morse_frequencies
-    from fusion_utils.scalogram_plots import frequency_ticks
+    from fusion_utils.scalograms.morse import morse_frequencies
+    from fusion_utils.scalograms.plots import frequency_ticks
 
     freqs = morse_frequencies(1000)
     pos, labels = frequency_ticks(freqs)

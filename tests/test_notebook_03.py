@@ -10,8 +10,8 @@ import nbformat
 import numpy as np
 import pytest
 
-from fusion_utils.features import FeatureSet
-from fusion_utils.manifest import build_manifest, save_manifest
+from fusion_utils.data.manifest import build_manifest, save_manifest
+from fusion_utils.features.extraction import FeatureSet
 from fusion_utils.notebook_runner import execute_notebook, notebook_parameters
 
 NOTEBOOK = "03_feature_extraction"

@@ -44,7 +44,7 @@ def _write_run(tmp: Path, n: int = 150, d: int = 12, seed: int = 0) -> tuple[Pat
                                 for i in range(n)],
     })
     manifest.attrs = {"dataset": "ptbxl", "classes": CLASSES}
-    from fusion_utils.manifest import save_manifest
+    from fusion_utils.data.manifest import save_manifest
 
     path = save_manifest(manifest, tmp / "manifest.parquet")
     return run, path
@@ -97,7 +97,7 @@ def test_notebooks_04_05_write_the_run_folder(tmp_path):
     images = sum("image/png" in o.get("data", {}) for c in nb.cells for o in c.get("outputs", []))
     assert images >= 5  # bars, heatmap, box plot, ROC curves, confusion matrices
     # the grid's reader accepts what notebook 05 wrote
-    from fusion_utils.grid import results_table
+    from fusion_utils.experiments.grid import results_table
 
     res = results_table(run, {"config_id": "toy", "dataset": "ptbxl"})
     rows = res["metric"].eq("auroc") & res["model"].eq("fused") & res["class"].isin(CLASSES)
@@ -108,8 +108,8 @@ def test_eval_plots_accept_many_configurations():
     import matplotlib
 
     matplotlib.use("Agg")
-    from fusion_utils import eval_plots
-    from fusion_utils.metrics import METRICS
+    from fusion_utils.evaluation import plots as eval_plots
+    from fusion_utils.evaluation.metrics import METRICS
 
     rows = [{"metric": m, "configuration": cfg, "image": 0.7, "fused": 0.7 + 0.01 * i}
             for i, cfg in enumerate(["vgg16 BN", "vgg16 FT aug", "resnet50 BN"])

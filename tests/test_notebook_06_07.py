@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fusion_utils import interpret
+from fusion_utils.interpret import analysis as interpret
 from fusion_utils.notebook_runner import execute_notebook
 
 CLASSES = ["NORM", "MI", "STTC", "CD", "HYP"]
@@ -39,7 +39,7 @@ def _outputs(nb_path: Path) -> tuple[str, int]:
 
 
 def _synthetic_manifest(n: int = 150, seed: int = 0) -> pd.DataFrame:
-    from fusion_utils.splits import stratified_split
+    from fusion_utils.data.splits import stratified_split
 
     rng = np.random.default_rng(seed)
     y = rng.integers(0, 5, n)
@@ -62,8 +62,8 @@ def _synthetic_manifest(n: int = 150, seed: int = 0) -> pd.DataFrame:
 
 
 def _write_run(run: Path, manifest: pd.DataFrame, backbone: str, seed: int) -> None:
-    from fusion_utils import fusion
-    from fusion_utils.features import FeatureSet
+    from fusion_utils.features.extraction import FeatureSet
+    from fusion_utils.fusion import train as fusion
 
     rng = np.random.default_rng(seed)
     y = np.array([CLASSES.index(c) for c in manifest["label"]])
@@ -82,7 +82,7 @@ def _write_run(run: Path, manifest: pd.DataFrame, backbone: str, seed: int) -> N
 
 @pytest.fixture(scope="module")
 def synthetic_runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[Path], Path]:
-    from fusion_utils.manifest import save_manifest
+    from fusion_utils.data.manifest import save_manifest
 
     root = tmp_path_factory.mktemp("runs06")
     manifest = _synthetic_manifest()
@@ -95,7 +95,7 @@ def synthetic_runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[Path]
 
 def test_synthetic_run_rebuilds_exactly(synthetic_runs):
     """The run folder's fused matrix is rebuilt from features + manifest, and date parts group."""
-    from fusion_utils.manifest import load_manifest
+    from fusion_utils.data.manifest import load_manifest
 
     runs, mpath = synthetic_runs
     data = interpret.load_fused_data(runs[0], load_manifest(mpath))
@@ -107,7 +107,7 @@ def test_synthetic_run_rebuilds_exactly(synthetic_runs):
 
 
 def test_rebuild_refuses_a_manifest_without_the_runs_columns(synthetic_runs):
-    from fusion_utils.manifest import load_manifest
+    from fusion_utils.data.manifest import load_manifest
 
     runs, mpath = synthetic_runs
     manifest = load_manifest(mpath).drop(columns=["meta.height"])

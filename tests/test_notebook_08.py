@@ -7,9 +7,9 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from test_grid_findings import make_results  # tests/ is on sys.path under pytest
 
 from fusion_utils.notebook_runner import execute_notebook, notebook_parameters
+from tests.experiments.test_findings import make_results
 
 
 def _outputs(nb: nbformat.NotebookNode) -> tuple[str, list[str], int]:

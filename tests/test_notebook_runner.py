@@ -13,7 +13,7 @@ from fusion_utils.notebook_runner import (
     notebook_parameters,
 )
 
-TINY = Path(__file__).parent / "data" / "runner" / "tiny.py"
+TINY = Path(__file__).parent / "fixtures" / "runner" / "tiny.py"
 
 
 def test_parameters_are_read_with_type_default_and_help():

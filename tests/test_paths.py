@@ -36,7 +36,7 @@ def test_cache_dir_override(monkeypatch, tmp_path):
 
 def test_missing_data_folder_error_says_what_to_do(monkeypatch, tmp_path):
     monkeypatch.setenv("FUSION_PROJECT_ROOT", str(tmp_path))
-    with pytest.raises(FileNotFoundError, match="python -m fusion_utils.demo"):
+    with pytest.raises(FileNotFoundError, match="python -m fusion_utils.data.demo"):
         paths.require_data_dir("ptbxl", "")
     with pytest.raises(FileNotFoundError, match="check the data_dir parameter"):
         paths.require_data_dir("ham10000", tmp_path / "nowhere")

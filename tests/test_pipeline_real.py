@@ -13,8 +13,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fusion_utils.features import FeatureSet
-from fusion_utils.manifest import load_manifest
+from fusion_utils.data.manifest import load_manifest
+from fusion_utils.features.extraction import FeatureSet
 from fusion_utils.notebook_runner import execute_notebook
 
 pytestmark = [pytest.mark.slow, pytest.mark.shared_data]

@@ -4,7 +4,7 @@ Sphinx 7.4 adds an inline script registered after ``Builder.init()`` twice (once
 ``None``, once with ``''``; fixed upstream in Sphinx 8). sphinx-thebe registers
 ``const THEBE_JS_URL = ...`` that way, so every page of a Jupyter Book 1 build throws
 ``SyntaxError: Identifier 'THEBE_JS_URL' has already been declared`` in the reader's browser
-(found by ``python -m fusion_utils.book_check``). This keeps the first of each identical script.
+(found by ``python -m fusion_book.check``). This keeps the first of each identical script.
 
 Enabled in ``_config.yml``::
 

@@ -1,0 +1,198 @@
+"""Build the whole book: demo cohort, executed chapters, the book grid, then ``jupyter-book build``.
+
+``make book`` runs ``python -m fusion_book.build``. The plan is data (:data:`CHAPTERS`):
+each chapter notebook is executed with papermill, once per dataset where it serves both, into
+``book/executed/`` (git-ignored), which ``_toc.yml`` lists. Features, fusion and evaluation come
+from the book grid (``experiments/book.yaml``) run by :mod:`fusion_utils.experiments.grid`; one configuration
+per dataset is shown as the chapter. The build is fresh (``_build`` removed) and strict
+(``-W -n --keep-going``): a failing cell or any Sphinx warning fails the command.
+
+Real data: when the real PTB-XL/HAM10000 tables are present (``paths.shared_data_dir()``, or
+``FUSION_REAL_DATA`` pointing at a folder with ``ptbxl/`` and ``ham10000/``), the metadata-only
+chapter is also executed on them, and the data-preparation chapter shows the real samples.
+Set ``FUSION_REAL_DATA=none`` to build on the demo cohort alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fusion_utils.notebook_runner import execute_notebook
+from fusion_utils.paths import executed_dir, project_root, shared_data_dir
+
+__all__ = ["CHAPTERS", "Chapter", "build_book", "main", "real_data_dir"]
+
+#: Demo cohort size used by the book (records per dataset).
+DEMO_SIZE = {"n_ptbxl": 400, "n_ham": 400, "seed": 0}
+
+#: Which book-grid configuration each dataset's features/fusion/evaluation chapters show.
+#: The paper: natural images (HAM10000) gain most with frozen features, scalograms (PTB-XL)
+#: with fine-tuning and augmentation.
+CHAPTER_CONFIG = {"ham10000": "ham10000-efficientnet_lite0-bn-noaug",
+                  "ptbxl": "ptbxl-efficientnet_lite0-ft-aug"}
+
+
+@dataclass(frozen=True)
+class Chapter:
+    """One executed notebook of the book.
+
+    Attributes
+    ----------
+    notebook : str
+        Stem of the notebook under ``notebooks/``.
+    output : str
+        Stem of the executed notebook under ``book/executed/``.
+    parameters : dict
+        papermill parameters.
+    needs_real : bool
+        Execute only when the real tables are available.
+    """
+
+    notebook: str
+    output: str
+    parameters: dict[str, Any] = field(default_factory=dict)
+    needs_real: bool = False
+
+
+def real_data_dir() -> Path | None:
+    """Folder holding the real ``ptbxl/`` and ``ham10000/`` tables, or ``None``."""
+    env = os.environ.get("FUSION_REAL_DATA")
+    if env and env.lower() == "none":
+        return None
+    folder = Path(env) if env else shared_data_dir()
+    ok = (folder / "ptbxl" / "ptbxl_database.csv").is_file() and (
+        folder / "ham10000" / "HAM10000_metadata.csv").is_file()
+    return folder if ok else None
+
+
+def _chapters(real: Path | None) -> list[Chapter]:
+    real_ptbxl = str(real / "ptbxl") if real else ""
+    real_ham = str(real / "ham10000") if real else ""
+    before_grid = [
+        Chapter("01_data_preparation", "01_data_preparation_ptbxl", {"dataset": "ptbxl"}),
+        Chapter("01_data_preparation", "01_data_preparation_ham10000", {"dataset": "ham10000"}),
+        Chapter("02_scalograms", "02_scalograms", {}),
+    ]
+    after_grid = [
+        Chapter("06_interpretability", "06_interpretability", {"dataset": "ptbxl"}),
+        Chapter("07_metadata_only", "07_metadata_only_ptbxl", {"dataset": "ptbxl"}),
+        Chapter("07_metadata_only", "07_metadata_only_ham10000", {"dataset": "ham10000"}),
+        Chapter("07_metadata_only", "07_metadata_only_real_ptbxl",
+                {"dataset": "ptbxl", "data_dir": real_ptbxl}, needs_real=True),
+        Chapter("07_metadata_only", "07_metadata_only_real_ham10000",
+                {"dataset": "ham10000", "data_dir": real_ham}, needs_real=True),
+        Chapter("08_results", "08_results", {}),
+    ]
+    return [*before_grid, Chapter("<grid>", "<grid>"), *after_grid]
+
+
+CHAPTERS = _chapters(None)
+
+
+def _log(msg: str) -> None:
+    print(f"[book {time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def _run_chapter(ch: Chapter, out_dir: Path) -> None:
+    t0 = time.perf_counter()
+    execute_notebook(ch.notebook, out_dir / f"{ch.output}.ipynb", ch.parameters)
+    _log(f"executed {ch.notebook} -> {ch.output} ({time.perf_counter() - t0:.0f} s)")
+
+
+def _write_unavailable(ch: Chapter, out_dir: Path) -> None:
+    """Page standing in for a real-data chapter when the real tables are absent at build time."""
+    dataset = ch.parameters.get("dataset", "")
+    text = (
+        f"# {ch.notebook.replace('_', ' ')[3:].capitalize()}: {dataset} (real table)\n\n"
+        "The real tables were not available when this book was built, so this page holds no "
+        "results. Build with `FUSION_REAL_DATA=/path/to/folder make book`, where the folder holds "
+        "`ptbxl/ptbxl_database.csv` (with `scp_statements.csv`) and "
+        "`ham10000/HAM10000_metadata.csv`, to fill it in; the chapter needs no signal or image "
+        "file.\n"
+    )
+    (out_dir / f"{ch.output}.md").write_text(text, encoding="utf-8")
+
+
+def _run_grid(root: Path, out_dir: Path) -> None:
+    from fusion_utils.experiments import grid
+    runs = root / "runs" / "book"
+    t0 = time.perf_counter()
+    summary = grid.run_grid(root / "experiments" / "book.yaml", runs_dir=runs)
+    _log(f"book grid done ({time.perf_counter() - t0:.0f} s)")
+    failed = summary[summary["state"] == "failed"]
+    if len(failed):
+        details = "; ".join(f"{r.config_id}: {r.error}" for r in failed.itertuples())
+        raise RuntimeError(f"{len(failed)} book-grid configuration(s) failed: {details}")
+    grid.collect(runs, runs / "results.parquet")
+    for dataset, config_id in CHAPTER_CONFIG.items():
+        for stem in ("03_feature_extraction", "04_fusion", "05_evaluation"):
+            src = runs / config_id / f"{stem}.ipynb"
+            if not src.is_file():
+                raise FileNotFoundError(f"book grid did not produce {src}")
+            shutil.copyfile(src, out_dir / f"{stem}_{dataset}.ipynb")
+
+
+def build_book(*, skip_execute: bool = False, check: bool = False) -> Path:
+    """Run the whole build and return the path of ``_build/html/index.html``."""
+    from fusion_utils.data.demo import write_demo_cohort
+
+    root = project_root()
+    os.environ["FUSION_PROJECT_ROOT"] = str(root)
+    out_dir = executed_dir()
+    real = real_data_dir()
+    if not skip_execute:
+        t0 = time.perf_counter()
+        write_demo_cohort(root / "data" / "demo", **DEMO_SIZE)
+        _log(f"demo cohort ready ({time.perf_counter() - t0:.0f} s)")
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        out_dir.mkdir(parents=True)
+        for ch in _chapters(real):
+            if ch.notebook == "<grid>":
+                _run_grid(root, out_dir)
+            elif ch.needs_real and real is None:
+                _write_unavailable(ch, out_dir)
+                _log(f"{ch.output}: real tables not available, placeholder page written")
+            else:
+                _run_chapter(ch, out_dir)
+    build = root / "_build"
+    if build.exists():
+        shutil.rmtree(build)
+    jb = Path(sys.executable).parent / "jupyter-book"
+    cmd = [str(jb) if jb.exists() else "jupyter-book", "build", str(root), "--path-output",
+           str(root), "-W", "-n", "--keep-going", "--all", "--builder", "html"]
+    _log("jupyter-book build -W -n --keep-going --all")
+    subprocess.run(cmd, check=True, cwd=root)
+    index = build / "html" / "index.html"
+    if not index.is_file():
+        raise FileNotFoundError(f"jupyter-book finished but {index} is missing")
+    if check:
+        from fusion_book.check import check_book
+
+        check_book(build / "html")
+    _log(f"book ready: {index}")
+    return index
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line: ``python -m fusion_book.build [--skip-execute] [--check]``."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--skip-execute", action="store_true",
+                        help="only run jupyter-book build on the notebooks already executed")
+    parser.add_argument("--check", action="store_true",
+                        help="afterwards load every page in headless Chromium (needs chromium)")
+    args = parser.parse_args(argv)
+    build_book(skip_execute=args.skip_execute, check=args.check)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,177 @@
+"""HAM10000: the metadata table (both published layouts), image lookup and loading.
+
+Layouts read (Tschandl et al. 2018)::
+
+    <data_dir>/HAM10000_metadata.csv      7 columns (Kaggle / ISIC 2018), LF line endings
+                                          or 8 columns with ``dataset`` (Harvard Dataverse),
+                                          CRLF line endings, ages as integers, no final newline
+    <data_dir>/HAM10000_images_part_1/    the Dataverse archives, unpacked
+    <data_dir>/HAM10000_images_part_2/
+    <data_dir>/images/ or <data_dir>/     one flat folder of ``ISIC_XXXXXXX.jpg`` also works
+
+The label is ``dx`` (7 classes). ``dx_type`` records how the diagnosis was confirmed
+(histopathology, follow-up, consensus, confocal): it is a label leak, so it is not part of the
+default metadata (:data:`PATIENT_COLUMNS`); the manifest lets you select it by name.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+
+__all__ = [
+    "ACQUISITION_COLUMNS",
+    "DIAGNOSES",
+    "IMAGE_FOLDERS",
+    "IMAGE_SUFFIXES",
+    "LEAK_COLUMNS",
+    "METADATA_FILE",
+    "PATIENT_COLUMNS",
+    "find_images",
+    "find_metadata_file",
+    "load_ham_table",
+    "load_image",
+]
+
+DIAGNOSES: tuple[str, ...] = ("akiec", "bcc", "bkl", "df", "mel", "nv", "vasc")
+"""The seven ``dx`` classes in the book's class order."""
+
+PATIENT_COLUMNS: tuple[str, ...] = ("age", "sex", "localization")
+"""Patient metadata (the paper's choice)."""
+
+ACQUISITION_COLUMNS: tuple[str, ...] = ("dataset",)
+"""Acquisition metadata: the source collection (8-column layout only)."""
+
+LEAK_COLUMNS: tuple[str, ...] = ("dx_type",)
+"""Columns that encode the diagnosis; never selected by a shortcut, only by name."""
+
+METADATA_FILE = "HAM10000_metadata.csv"
+IMAGE_FOLDERS: tuple[str, ...] = ("HAM10000_images_part_1", "HAM10000_images_part_2", "images", ".")
+IMAGE_SUFFIXES: tuple[str, ...] = (".jpg", ".jpeg", ".png")
+_REQUIRED_COLUMNS = ("lesion_id", "image_id", "dx", "age", "sex", "localization")
+
+
+def find_metadata_file(data_dir: str | os.PathLike[str]) -> Path:
+    """The metadata CSV of a HAM10000 folder: ``HAM10000_metadata.csv``, else a single
+    ``HAM10000_metadata*.csv``."""
+    data_dir = Path(data_dir)
+    path = data_dir / METADATA_FILE
+    if path.is_file():
+        return path
+    candidates = sorted(data_dir.glob("HAM10000_metadata*.csv"))
+    if len(candidates) == 1:
+        return candidates[0]
+    hint = (f"several candidates ({', '.join(c.name for c in candidates)}): pass metadata_file="
+            if candidates else "pass the HAM10000 folder (e.g. ../shared/data/ham10000, or "
+            "download it with fusion_utils.data.download.download_ham10000)")
+    raise FileNotFoundError(f"HAM10000 metadata not found: {path}; {hint}")
+
+
+def load_ham_table(
+    data_dir: str | os.PathLike[str],
+    *,
+    metadata_file: str | os.PathLike[str] | None = None,
+) -> pd.DataFrame:
+    """Read the HAM10000 metadata in either published layout.
+
+    Parameters
+    ----------
+    data_dir : path-like
+        The HAM10000 folder.
+    metadata_file : path-like, optional
+        The CSV to read, relative to ``data_dir`` or absolute (default:
+        :func:`find_metadata_file`). Use it to read
+        ``HAM10000_metadata_with_dataset_column.csv``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by ``image_id`` (str), with ``lesion_id``, ``dx``, ``dx_type``, ``age`` (float,
+        NaN where missing), ``sex``, ``localization``, ``dataset`` when present, and ``label``
+        (= ``dx``). ``attrs`` holds ``data_dir``, ``metadata_file`` and ``n_table``.
+    """
+    data_dir = Path(data_dir)
+    if metadata_file is None:
+        path = find_metadata_file(data_dir)
+    else:
+        path = Path(metadata_file)
+        path = path if path.is_absolute() else data_dir / path
+        if not path.is_file():
+            raise FileNotFoundError(f"HAM10000 metadata not found: {path}")
+    try:
+        # pandas reads LF and CRLF files, with or without a final newline, the same way.
+        df = pd.read_csv(path, dtype={"lesion_id": str, "image_id": str, "dx": str})
+    except (ValueError, pd.errors.ParserError) as exc:
+        raise ValueError(f"{path}: cannot be read as HAM10000 metadata: {exc}") from exc
+    df.columns = [str(c).strip() for c in df.columns]
+    missing = [c for c in _REQUIRED_COLUMNS if c not in df.columns]
+    if missing:
+        raise ValueError(f"{path}: missing column(s) {', '.join(missing)}; found "
+                         f"{', '.join(df.columns)}. Is this HAM10000's metadata file?")
+    for col in df.columns:
+        if df[col].dtype == object:
+            df[col] = df[col].str.strip()
+    bad = sorted(set(df["dx"].dropna()) - set(DIAGNOSES))
+    if bad or df["dx"].isna().any():
+        raise ValueError(f"{path}: dx has unknown or missing value(s) {bad or [None]}; expected "
+                         f"one of {', '.join(DIAGNOSES)}")
+    if df["image_id"].duplicated().any():
+        dup = df.loc[df["image_id"].duplicated(), "image_id"].head(5).tolist()
+        raise ValueError(f"{path}: image_id is not unique (e.g. {dup})")
+    try:
+        df["age"] = pd.to_numeric(df["age"], errors="raise").astype(float)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"{path}: column age is not numeric: {exc}") from exc
+    df["label"] = df["dx"]
+    df = df.set_index("image_id")
+    df.attrs.update(data_dir=str(data_dir.resolve()), metadata_file=str(path.resolve()),
+                    n_table=len(df))
+    return df
+
+
+def find_images(data_dir: str | os.PathLike[str]) -> dict[str, Path]:
+    """Map ``image_id`` -> image file under a HAM10000 folder.
+
+    Looks in ``HAM10000_images_part_1/``, ``HAM10000_images_part_2/``, ``images/`` and the folder
+    itself (not deeper), for ``.jpg``/``.jpeg``/``.png`` files (any case). The file stem is the
+    image id; the first folder in that order wins when an id appears twice.
+    """
+    data_dir = Path(data_dir)
+    if not data_dir.is_dir():
+        raise FileNotFoundError(f"HAM10000 folder not found: {data_dir}")
+    found: dict[str, Path] = {}
+    for sub in IMAGE_FOLDERS:
+        folder = (data_dir / sub).resolve()
+        if not folder.is_dir():
+            continue
+        for entry in sorted(os.scandir(folder), key=lambda e: e.name):
+            if entry.is_file() and Path(entry.name).suffix.lower() in IMAGE_SUFFIXES:
+                found.setdefault(Path(entry.name).stem, Path(entry.path))
+    return found
+
+
+def load_image(path: str | os.PathLike[str]):  # -> PIL.Image.Image (PIL imported lazily)
+    """Open an image file fully and return it as an RGB ``PIL.Image.Image``.
+
+    Raises
+    ------
+    FileNotFoundError
+        No such file.
+    ValueError
+        The file is not a readable image (truncated, corrupt or another format); the message
+        names the file.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"image not found: {path}")
+    try:
+        with Image.open(path) as img:
+            img.load()
+            return img.convert("RGB")
+    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+        raise ValueError(f"{path}: unreadable image (corrupt, truncated or not an image): "
+                         f"{exc}") from exc

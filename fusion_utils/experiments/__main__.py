@@ -1,0 +1,7 @@
+"""``python -m fusion_utils.experiments run|status|collect ...``: the grid's command line."""
+
+import sys
+
+from fusion_utils.experiments.grid import main
+
+sys.exit(main())

@@ -1,0 +1,468 @@
+"""The paper's findings, checked one by one against a grid's results table.
+
+Thomas (2021), sections III.B-D, states a dozen findings about when metadata helps. Each is coded
+here as a :class:`Finding` whose check reads the tidy results table of
+:func:`fusion_utils.experiments.grid.collect` and returns a :class:`Verdict`: ``reproduced``,
+``not reproduced`` or ``not testable`` (the grid lacks the datasets, backbones or modes the
+finding is about), with the numbers behind it.
+
+Improvement is the paper's: the difference fused - image of a metric's value, in percentage points
+(Figs. 2-3: 70% -> 80% is +10), computed from the ``macro_mean`` rows (Figs. 2-3) or from each
+class's AUROC (Fig. 4). Metric values are taken as fractions in [0, 1] (notebook 05's convention).
+
+Configurations whose image-only classifier is already perfect (:func:`at_ceiling`) are left out:
+metadata cannot improve them, so they would only dilute the comparisons.
+
+A finding reproduced on the synthetic demo cohort shows that the pipeline computes the comparison,
+not that the science holds: the demo cohort's metadata-label relation is made up.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+__all__ = [
+    "FINDINGS",
+    "STATUSES",
+    "Finding",
+    "Verdict",
+    "at_ceiling",
+    "class_improvements",
+    "evaluate_findings",
+    "findings_markdown",
+    "improvements",
+    "label_configurations",
+    "normalise_metric",
+]
+
+STATUSES: tuple[str, ...] = ("reproduced", "not reproduced", "not testable")
+KEY_COLUMNS: tuple[str, ...] = ("config_id", "dataset", "backbone", "mode", "augment")
+
+#: Canonical metric names and the spellings accepted for each.
+_METRIC_ALIASES: dict[str, tuple[str, ...]] = {
+    "accuracy": ("accuracy", "acc"),
+    "specificity": ("specificity", "tnr", "truenegativerate"),
+    "sensitivity": ("sensitivity", "recall", "tpr", "truepositiverate"),
+    "precision": ("precision", "ppv"),
+    "f1": ("f1", "fmeasure", "f1score", "fscore"),
+    "informedness": ("informedness", "youden", "youdensj", "bookmakerinformedness"),
+    "markedness": ("markedness",),
+    "mcc": ("mcc", "matthews", "matthewscorrcoef", "matthewscorrelationcoefficient"),
+    "auroc": ("auroc", "auc", "rocauc"),
+}
+_ALIAS_TO_METRIC = {a: m for m, aliases in _METRIC_ALIASES.items() for a in aliases}
+
+
+def normalise_metric(name: str) -> str:
+    """Canonical metric name (``"F-measure"`` -> ``"f1"``, ``"AUC"`` -> ``"auroc"``); else as is."""
+    key = re.sub(r"[^a-z0-9]", "", str(name).lower())
+    return _ALIAS_TO_METRIC.get(key, str(name))
+
+
+def _check_results(results: pd.DataFrame) -> pd.DataFrame:
+    required = {"config_id", "dataset", "metric", "class", "model", "value"}
+    missing = required - set(results.columns)
+    if missing:
+        raise ValueError(f"results table lacks column(s) {', '.join(sorted(missing))}; pass the "
+                         "table of fusion_utils.experiments.grid.collect(runs_dir)")
+    df = results.copy()
+    for col in ("backbone", "mode", "augment"):
+        if col not in df.columns:
+            df[col] = None
+    df["metric"] = df["metric"].map(normalise_metric)
+    return df
+
+
+def _image_vs_fused(rows: pd.DataFrame, key: str) -> pd.DataFrame:
+    """One row per configuration and ``key``: image and fused values, improvement in points."""
+    wide = rows.pivot_table(index=[*KEY_COLUMNS, key], columns="model", values="value",
+                            aggfunc="first", dropna=False).reset_index()
+    wide.columns.name = None
+    for model in ("image", "fused"):
+        if model not in wide.columns:
+            wide[model] = np.nan
+    wide = wide.dropna(subset=["image", "fused"], how="all")
+    wide["improvement"] = 100.0 * (wide["fused"] - wide["image"])
+    return wide
+
+
+def improvements(results: pd.DataFrame) -> pd.DataFrame:
+    """Macro-mean improvement per configuration and metric (fused - image, percentage points).
+
+    Parameters
+    ----------
+    results : pandas.DataFrame
+        Tidy results (:data:`fusion_utils.experiments.grid.RESULT_COLUMNS`).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``config_id``, ``dataset``, ``backbone``, ``mode``, ``augment``, ``metric``, ``image``,
+        ``fused`` and ``improvement`` (``100 * (fused - image)``).
+    """
+    df = _check_results(results)
+    macro = df[df["class"].astype(str).eq("macro_mean")]
+    wide = _image_vs_fused(macro, "metric")
+    return wide[[*KEY_COLUMNS, "metric", "image", "fused", "improvement"]].reset_index(drop=True)
+
+
+def class_improvements(results: pd.DataFrame, metric: str = "auroc") -> pd.DataFrame:
+    """Class-wise improvement of one metric (the paper's Fig. 4 uses AUROC), with p-values.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``config_id``, ``dataset``, ``backbone``, ``mode``, ``augment``, ``class``, ``image``,
+        ``fused``, ``improvement`` (percentage points), ``p_value`` and ``stars`` (from the fused
+        rows, when the table has them).
+    """
+    df = _check_results(results)
+    rows = df[df["metric"].eq(normalise_metric(metric))
+              & ~df["class"].astype(str).isin(["macro_mean", "macro_std"])]
+    wide = _image_vs_fused(rows, "class")
+    extra = [c for c in ("p_value", "stars") if c in rows.columns]
+    if extra:
+        fused = rows[rows["model"].eq("fused")][[*KEY_COLUMNS, "class", *extra]]
+        wide = wide.merge(fused.drop_duplicates([*KEY_COLUMNS, "class"]),
+                          on=[*KEY_COLUMNS, "class"], how="left")
+    for col in ("p_value", "stars"):
+        if col not in wide.columns:
+            wide[col] = np.nan if col == "p_value" else ""
+    return wide[[*KEY_COLUMNS, "class", "image", "fused", "improvement", "p_value", "stars"]]
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Outcome of one finding's check: a status from :data:`STATUSES` and the numbers behind it."""
+
+    status: str
+    evidence: str
+
+    def __post_init__(self) -> None:
+        if self.status not in STATUSES:
+            raise ValueError(f"status {self.status!r}: expected one of {', '.join(STATUSES)}")
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One of the paper's findings and how to check it.
+
+    Attributes
+    ----------
+    key : str
+        Short identifier.
+    source : str
+        Where the paper states it (section, figure).
+    claim : str
+        The finding in words, with how it is measured here.
+    check : callable
+        ``check(macro, classwise, tol) -> Verdict``, with ``macro`` from :func:`improvements`
+        and ``classwise`` from :func:`class_improvements`.
+    """
+
+    key: str
+    source: str
+    claim: str
+    check: Callable[[pd.DataFrame, pd.DataFrame, float], Verdict]
+
+
+def _untestable(why: str) -> Verdict:
+    return Verdict("not testable", why)
+
+
+def _verdict(ok: bool, evidence: str) -> Verdict:
+    return Verdict("reproduced" if ok else "not reproduced", evidence)
+
+
+def _per_config(macro: pd.DataFrame) -> pd.DataFrame:
+    """Mean improvement over metrics, one row per configuration."""
+    return (macro.groupby(list(KEY_COLUMNS), dropna=False)["improvement"].mean()
+            .rename("improvement").reset_index())
+
+
+def _fmt(x: float) -> str:
+    return f"{x:+.2f} pp"
+
+
+def _mode_contrast(dataset: str, better: str, metric: str | None = None):
+    worse = "ft" if better == "bn" else "bn"
+
+    def check(macro: pd.DataFrame, classwise: pd.DataFrame, tol: float) -> Verdict:
+        if metric is None:
+            table = macro[macro["dataset"].eq(dataset)]
+            what = "mean macro improvement over all metrics"
+        else:
+            table = classwise[classwise["dataset"].eq(dataset)]
+            what = f"mean class-wise {metric.upper()} improvement"
+        means = table.groupby("mode")["improvement"].mean()
+        if better not in means.index or worse not in means.index:
+            return _untestable(f"needs both BN and FT configurations of {dataset}; has "
+                               f"{', '.join(map(str, means.index)) or 'none'}")
+        ok = bool(means[better] > means[worse])
+        return _verdict(ok, f"{dataset} {what}: BN {_fmt(means.get('bn'))}, "
+                            f"FT {_fmt(means.get('ft'))}")
+    return check
+
+
+def _ham_improves_almost_all(macro: pd.DataFrame, classwise: pd.DataFrame, tol: float) -> Verdict:
+    table = macro[macro["dataset"].eq("ham10000") & macro["metric"].ne("auroc")].dropna(
+        subset=["improvement"])
+    if table.empty:
+        return _untestable("no HAM10000 configuration in the results")
+    share = float((table["improvement"] >= -tol).mean())
+    return _verdict(share >= 0.8, f"{(table['improvement'] >= -tol).sum()} of {len(table)} "
+                                  f"(configuration, metric) pairs ({share:.0%}) improve or change "
+                                  f"less than {tol} pp (reproduced at >= 80%)")
+
+
+def _degrades(backbone: str, augment: bool | None):
+    label = f"{backbone} FT" + ("" if augment is None else
+                                " with augmentation" if augment else " without augmentation")
+
+    def check(macro: pd.DataFrame, classwise: pd.DataFrame, tol: float) -> Verdict:
+        per = _per_config(macro)
+        rows = per[per["dataset"].eq("ham10000") & per["backbone"].eq(backbone)
+                   & per["mode"].eq("ft")]
+        if augment is not None:
+            rows = rows[rows["augment"].astype(bool) == augment]
+        if rows.empty:
+            return _untestable(f"needs {label} on HAM10000; the grid has no such configuration")
+        ok = bool((rows["improvement"] < 0).all())
+        detail = ", ".join(f"{r.config_id} {_fmt(r.improvement)}" for r in rows.itertuples())
+        return _verdict(ok, f"mean macro improvement: {detail} (reproduced when all < 0)")
+    return check
+
+
+def _acc_spec_least(macro: pd.DataFrame, classwise: pd.DataFrame, tol: float) -> Verdict:
+    table = macro[macro["dataset"].eq("ham10000")]
+    if table.empty:
+        return _untestable("no HAM10000 configuration in the results")
+    mean_abs = table.groupby("metric")["improvement"].apply(lambda s: s.abs().mean())
+    others = [m for m in ("sensitivity", "precision", "f1", "informedness", "markedness", "mcc")
+              if m in mean_abs.index]
+    if not {"accuracy", "specificity"} <= set(mean_abs.index) or not others:
+        return _untestable("needs accuracy, specificity and the other threshold metrics; has "
+                           + ", ".join(mean_abs.index))
+    if not (mean_abs > 0).any():
+        return _untestable("metadata changed no metric on HAM10000: nothing to rank")
+    ok = bool(max(mean_abs["accuracy"], mean_abs["specificity"]) < mean_abs[others].min())
+    ranked = ", ".join(f"{m} {mean_abs[m]:.2f}" for m in mean_abs[["accuracy", "specificity",
+                                                                  *others]].sort_values().index)
+    return _verdict(ok, f"mean |improvement| (pp) on HAM10000, smallest first: {ranked}")
+
+
+def _ptbxl_larger_scale(macro: pd.DataFrame, classwise: pd.DataFrame, tol: float) -> Verdict:
+    scale = macro.groupby("dataset")["improvement"].apply(lambda s: s.abs().mean())
+    if not {"ptbxl", "ham10000"} <= set(scale.index):
+        return _untestable("needs both datasets")
+    return _verdict(bool(scale["ptbxl"] > scale["ham10000"]),
+                    f"mean |improvement|: PTB-XL {scale['ptbxl']:.2f} pp, HAM10000 "
+                    f"{scale['ham10000']:.2f} pp")
+
+
+def _ptbxl_accuracy_all(macro: pd.DataFrame, classwise: pd.DataFrame, tol: float) -> Verdict:
+    rows = macro[macro["dataset"].eq("ptbxl") & macro["metric"].eq("accuracy")]
+    if rows.empty:
+        return _untestable("no PTB-XL accuracy in the results")
+    ok = bool((rows["improvement"] > 0).all())
+    worst = rows.loc[rows["improvement"].idxmin()]
+    return _verdict(ok, f"{(rows['improvement'] > 0).sum()} of {len(rows)} PTB-XL configurations "
+                        f"gain accuracy; smallest {worst['config_id']} {_fmt(worst['improvement'])}")
+
+
+def _ptbxl_ft_all(macro: pd.DataFrame, classwise: pd.DataFrame, tol: float) -> Verdict:
+    per = _per_config(macro)
+    rows = per[per["dataset"].eq("ptbxl") & per["mode"].eq("ft")]
+    if rows.empty:
+        return _untestable("no fine-tuned PTB-XL configuration in the results")
+    ok = bool((rows["improvement"] > tol).all())
+    detail = ", ".join(f"{r.config_id} {_fmt(r.improvement)}" for r in rows.itertuples())
+    return _verdict(ok, f"mean macro improvement: {detail} (reproduced when all > {tol} pp)")
+
+
+def _ptbxl_ft_aug_larger(macro: pd.DataFrame, classwise: pd.DataFrame, tol: float) -> Verdict:
+    per = _per_config(macro)
+    rows = per[per["dataset"].eq("ptbxl") & per["mode"].eq("ft")]
+    pairs = rows.pivot_table(index="backbone", columns=rows["augment"].astype(bool),
+                             values="improvement", aggfunc="mean")
+    if True not in pairs.columns or False not in pairs.columns:
+        return _untestable("needs PTB-XL FT configurations with and without augmentation")
+    pairs = pairs.dropna()
+    checked = pairs.drop(index=[b for b in pairs.index if b == "densenet201"])
+    if checked.empty:
+        return _untestable("needs a backbone other than densenet201 with both augmentation settings")
+    larger = checked[True] > checked[False]
+    detail = ", ".join(f"{b}: aug {_fmt(r[True])} vs no aug {_fmt(r[False])}"
+                       for b, r in checked.iterrows())
+    return _verdict(bool(larger.all()), detail + " (densenet201, the paper's exception, excluded)")
+
+
+def _auroc_no_drop(macro: pd.DataFrame, classwise: pd.DataFrame, tol: float) -> Verdict:
+    if classwise.empty:
+        return _untestable("no class-wise AUROC in the results")
+    per = classwise.groupby("config_id")["improvement"].mean()
+    drops = per[per < -tol]
+    return _verdict(len(drops) <= 1,
+                    f"{len(drops)} of {len(per)} configurations lose more than {tol} pp of mean "
+                    "class-wise AUROC" + (f": {', '.join(f'{k} {_fmt(v)}' for k, v in drops.items())}"
+                                          if len(drops) else "") + " (the paper: one, VGG16 BN "
+                    "on HAM10000)")
+
+
+def _augmentation_helps(macro: pd.DataFrame, classwise: pd.DataFrame, tol: float) -> Verdict:
+    if classwise.empty:
+        return _untestable("no class-wise AUROC in the results")
+    per = (classwise.groupby(["dataset", "backbone", "mode", classwise["augment"].astype(bool)])
+           ["improvement"].mean().unstack("augment"))
+    if True not in per.columns or False not in per.columns:
+        return _untestable("needs configurations with and without augmentation")
+    per = per.dropna()
+    if per.empty:
+        return _untestable("no matched pair of configurations with and without augmentation")
+    parts, ok = [], True
+    for dataset, sub in per.groupby(level="dataset"):
+        wins = int((sub[True] > sub[False]).sum())
+        ok &= wins * 2 > len(sub)
+        parts.append(f"{dataset}: augmentation larger in {wins} of {len(sub)} pairs")
+    return _verdict(ok, "; ".join(parts) + " (reproduced when a majority in each dataset)")
+
+
+def _ham_big_four(macro: pd.DataFrame, classwise: pd.DataFrame, tol: float) -> Verdict:
+    four = {"mobilenet_v2", "googlenet", "densenet201", "inception_resnet_v2"}
+    per = macro[macro["dataset"].eq("ham10000")].groupby("backbone")["improvement"].mean()
+    inside, outside = per[per.index.isin(four)], per[~per.index.isin(four)]
+    if inside.empty or outside.empty:
+        return _untestable("needs on HAM10000 at least one of mobilenet_v2, googlenet, densenet201, "
+                           f"inception_resnet_v2 and one other backbone; has {', '.join(per.index)}")
+    ok = bool(inside.min() > outside.max())
+    return _verdict(ok, f"the four: {', '.join(f'{b} {_fmt(v)}' for b, v in inside.items())}; "
+                        f"others: {', '.join(f'{b} {_fmt(v)}' for b, v in outside.items())}")
+
+
+FINDINGS: tuple[Finding, ...] = (
+    Finding("ham_improves", "III.B, Fig. 2",
+            "HAM10000: metadata improves almost every metric for every network (>= 80% of "
+            "configuration-metric pairs improve or change by less than the tolerance).",
+            _ham_improves_almost_all),
+    Finding("ham_big_four", "III.B, Fig. 2",
+            "HAM10000: MobileNetV2, GoogLeNet, DenseNet201 and InceptionResNetV2 gain the most.",
+            _ham_big_four),
+    Finding("ham_bn_gains_most", "III.B, IV, Fig. 2",
+            "HAM10000 gains most with BN (frozen ImageNet features) rather than FT (mean macro "
+            "improvement over the metrics).", _mode_contrast("ham10000", "bn")),
+    Finding("alexnet_ft_degrades", "III.B, Fig. 2",
+            "HAM10000: AlexNet fine-tuned degrades with metadata.", _degrades("alexnet", None)),
+    Finding("vgg19_ft_aug_degrades", "III.B, Fig. 2",
+            "HAM10000: VGG19 fine-tuned with augmentation degrades with metadata.",
+            _degrades("vgg19", True)),
+    Finding("ham_acc_spec_least", "III.B, Fig. 2",
+            "HAM10000: accuracy and specificity change least (smaller mean |improvement| than "
+            "sensitivity, precision, F1, informedness, markedness and MCC).", _acc_spec_least),
+    Finding("ptbxl_larger_scale", "III.C, Figs. 2-3",
+            "PTB-XL's changes (gains and losses) are larger than HAM10000's.", _ptbxl_larger_scale),
+    Finding("ptbxl_accuracy_all", "III.C, Fig. 3",
+            "PTB-XL: metadata increases accuracy in every configuration.", _ptbxl_accuracy_all),
+    Finding("ptbxl_ft_improves", "III.C, Fig. 3",
+            "PTB-XL: fine-tuned networks all improve with metadata.", _ptbxl_ft_all),
+    Finding("ptbxl_ft_gains_most", "III.C, IV, Fig. 3",
+            "PTB-XL gains most with FT rather than BN (mean macro improvement over the metrics).",
+            _mode_contrast("ptbxl", "ft")),
+    Finding("ptbxl_ft_aug_larger", "III.C, Fig. 3",
+            "PTB-XL FT: the improvement is larger with augmentation (every network but "
+            "DenseNet201).", _ptbxl_ft_aug_larger),
+    Finding("auroc_no_drop", "III.D, Fig. 4",
+            "Class-wise AUROC rises or changes little with metadata in all but at most one "
+            "configuration.", _auroc_no_drop),
+    Finding("ham_auroc_bn", "III.D, Fig. 4",
+            "HAM10000: AUROC gains more with BN than with FT.",
+            _mode_contrast("ham10000", "bn", metric="auroc")),
+    Finding("ptbxl_auroc_ft", "III.D, Fig. 4",
+            "PTB-XL: AUROC gains more with FT than with BN.",
+            _mode_contrast("ptbxl", "ft", metric="auroc")),
+    Finding("augmentation_helps", "III.D, Fig. 4",
+            "Augmentation helps: the AUROC gain from metadata is larger with augmentation, in "
+            "most matched configurations of each dataset.", _augmentation_helps),
+)
+"""The paper's findings, in the order of its sections."""
+
+
+def at_ceiling(results: pd.DataFrame, ceiling: float = 0.999) -> list[str]:
+    """Configurations whose image-only classifier is already perfect: nothing left to improve.
+
+    A configuration is at the ceiling when the image-only model's macro-mean accuracy and AUROC
+    are both at least ``ceiling``; metadata cannot improve it, so comparisons of improvements
+    that include it say nothing (the demo cohort's HAM10000 images can be separated this well).
+    """
+    macro = improvements(results)
+    wide = macro.pivot_table(index="config_id", columns="metric", values="image")
+    if not {"accuracy", "auroc"} <= set(wide.columns):
+        return []
+    full = wide[(wide["accuracy"] >= ceiling) & (wide["auroc"] >= ceiling)]
+    return sorted(full.index)
+
+
+def evaluate_findings(results: pd.DataFrame, *, tol: float = 0.5, ceiling: float | None = 0.999,
+                      findings: Sequence[Finding] = FINDINGS) -> pd.DataFrame:
+    """Check each finding against a results table.
+
+    Parameters
+    ----------
+    results : pandas.DataFrame
+        Tidy results (:func:`fusion_utils.experiments.grid.collect`).
+    tol : float
+        Percentage points within which a change counts as "unchanged".
+    ceiling : float or None
+        Leave out configurations at the ceiling (:func:`at_ceiling`); None keeps them all.
+    findings : sequence of Finding
+        Which findings (default: all of :data:`FINDINGS`).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``key``, ``source``, ``claim``, ``status`` (one of :data:`STATUSES`) and ``evidence``;
+        ``attrs["excluded"]`` lists the configurations left out at the ceiling.
+    """
+    excluded = at_ceiling(results, ceiling) if ceiling is not None else []
+    if excluded:
+        results = results[~results["config_id"].isin(excluded)]
+    macro = improvements(results)
+    classwise = class_improvements(results, "auroc")
+    rows = []
+    for finding in findings:
+        verdict = finding.check(macro, classwise, tol)
+        rows.append({"key": finding.key, "source": finding.source, "claim": finding.claim,
+                     "status": verdict.status, "evidence": verdict.evidence})
+    table = pd.DataFrame(rows, columns=["key", "source", "claim", "status", "evidence"])
+    table.attrs["excluded"] = excluded
+    return table
+
+
+def label_configurations(df: pd.DataFrame) -> pd.DataFrame:
+    """Add a short ``configuration`` label (``"resnet50 FT aug"``) and order the rows.
+
+    Rows are sorted by dataset, network, BN before FT, and no augmentation before augmentation,
+    the order of the paper's figures.
+    """
+    labelled = df.assign(configuration=df["backbone"].astype(str) + " "
+                         + df["mode"].astype(str).str.upper()
+                         + df["augment"].map({True: " aug", False: ""}).fillna(""))
+    return labelled.sort_values(["dataset", "backbone", "mode", "augment"], kind="stable")
+
+
+_STATUS_MARKDOWN = {"reproduced": "reproduced", "not reproduced": "**not reproduced**",
+                    "not testable": "*not testable*"}
+
+
+def findings_markdown(table: pd.DataFrame) -> str:
+    """The output of :func:`evaluate_findings` as a Markdown table: claim, verdict, evidence."""
+    lines = ["| # | finding (paper section) | on this grid | evidence |", "|---|---|---|---|"]
+    for i, row in enumerate(table.itertuples(), start=1):
+        claim, evidence = (str(x).replace("|", "\\|") for x in (row.claim, row.evidence))
+        lines.append(f"| {i} | {claim} ({row.source}) | {_STATUS_MARKDOWN[row.status]} "
+                     f"| {evidence} |")
+    return "\n".join(lines)

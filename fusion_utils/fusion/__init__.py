@@ -1,0 +1,17 @@
+"""H = [F(X), G(M)]: the metadata map G, fusion and the softmax classifier.
+
+Public names are re-exported here and imported lazily (``lazy_loader``), so that
+``import fusion_utils.fusion`` stays cheap; the modules are ``metadata``, ``softmax``, ``train``.
+"""
+
+import lazy_loader as _lazy
+
+__getattr__, __dir__, __all__ = _lazy.attach(
+    __name__,
+    submodules=['metadata', 'softmax', 'train'],
+    submod_attrs={
+        'metadata': ['DATETIME_PARTS', 'ENCODINGS', 'MetadataEncoder', 'parse_datetime_column'],
+        'softmax': ['SoftmaxClassifier', 'sklearn_C', 'softmax'],
+        'train': ['align_metadata', 'class_order', 'default_run_dir', 'feature_matrix', 'fuse', 'metadata_frame', 'resolve_run_dir', 'save_classifier', 'train_image_and_fused', 'write_run'],
+    },
+)

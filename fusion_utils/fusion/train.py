@@ -1,0 +1,281 @@
+"""Fusion of image features and encoded metadata, the paper's Eq. (3): H = [F(X), G(M)].
+
+:func:`align_metadata` puts the manifest's metadata rows in the order of a feature set (by
+``record_id``); :func:`fuse` concatenates the image features with the encoded metadata and returns
+the column names (``img.0000`` ... then the encoder's names such as ``age``,
+``recording_date.year``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+__all__ = [
+    "align_metadata",
+    "class_order",
+    "default_run_dir",
+    "feature_matrix",
+    "fuse",
+    "metadata_frame",
+    "resolve_run_dir",
+    "save_classifier",
+    "train_image_and_fused",
+    "write_run",
+]
+
+
+def feature_matrix(features: Any) -> tuple[np.ndarray, np.ndarray]:
+    """``(X, feature_names)`` from a FeatureSet-like object or an ``(X, names)`` pair."""
+    if isinstance(features, tuple | list) and len(features) == 2:
+        X, names = features
+    elif hasattr(features, "X") and hasattr(features, "feature_names"):
+        X, names = features.X, features.feature_names
+    else:
+        raise TypeError("features must be a FeatureSet (with .X and .feature_names) or a pair "
+                        f"(X, feature_names); got {type(features).__name__}")
+    X = np.asarray(X)
+    names = np.asarray(names, dtype=str)
+    if X.ndim != 2 or X.shape[1] != len(names):
+        raise ValueError(f"features: X has shape {X.shape} but {len(names)} feature names")
+    return X, names
+
+
+def metadata_frame(manifest: pd.DataFrame, columns: Sequence[str] | None = None) -> pd.DataFrame:
+    """The ``meta.*`` columns of a manifest (all of them, or ``columns`` with/without prefix)."""
+    if columns is None or len(columns) == 0:
+        cols = [c for c in manifest.columns if str(c).startswith("meta.")]
+        if not cols:
+            raise ValueError("the manifest has no meta.* columns; build it with metadata columns")
+    else:
+        cols = [c if str(c).startswith("meta.") else f"meta.{c}" for c in columns]
+        missing = [c for c in cols if c not in manifest.columns]
+        if missing:
+            have = [c for c in manifest.columns if str(c).startswith("meta.")]
+            raise KeyError(f"manifest lacks {missing}; it has {have}")
+    return manifest[cols]
+
+
+def align_metadata(features: Any, manifest: pd.DataFrame, columns: Sequence[str] | None = None,
+                   ids: Sequence[str] | None = None) -> pd.DataFrame:
+    """Metadata rows of ``manifest`` in the row order of ``features`` (matched by ``record_id``).
+
+    Parameters
+    ----------
+    features : FeatureSet-like
+        Needs ``.ids`` unless ``ids`` is given.
+    manifest : DataFrame
+        With ``record_id`` and ``meta.*`` columns (ARCHITECTURE.md).
+    columns : sequence of str, optional
+        Metadata columns to keep (default: all ``meta.*``).
+    ids : sequence of str, optional
+        Record ids in feature order (overrides ``features.ids``).
+
+    Raises
+    ------
+    KeyError
+        When a feature row has no manifest row; the message lists a few missing ids.
+    """
+    if "record_id" not in manifest.columns:
+        raise KeyError("manifest has no record_id column (see ARCHITECTURE.md)")
+    order = np.asarray(ids if ids is not None else features.ids).astype(str)
+    table = manifest.assign(record_id=manifest["record_id"].astype(str))
+    if table["record_id"].duplicated().any():
+        raise ValueError("manifest record_id is not unique")
+    table = table.set_index("record_id")
+    missing = [i for i in order if i not in table.index]
+    if missing:
+        raise KeyError(f"{len(missing)} feature row(s) have no manifest row, e.g. {missing[:5]}; "
+                       "extract features from the same manifest")
+    meta = metadata_frame(table, columns).loc[order]
+    return meta.reset_index(drop=True)
+
+
+def fuse(features: Any, metadata: pd.DataFrame | None, encoder: Any) -> tuple[np.ndarray, np.ndarray]:
+    """H = [F(X), G(M)] with named columns.
+
+    Parameters
+    ----------
+    features : FeatureSet-like or (X, feature_names)
+        Image features, one row per record.
+    metadata : DataFrame
+        Metadata rows in the same order (see :func:`align_metadata`).
+    encoder : fitted MetadataEncoder (or any fitted transformer with ``get_feature_names_out``)
+        Fit it on the training rows only, then fuse every split with it.
+
+    Returns
+    -------
+    (H, names)
+        ``H`` float64 (n, d + d'), names (d + d',).
+    """
+    X, names = feature_matrix(features)
+    if metadata is None:
+        return X.astype(np.float64), names
+    if len(metadata) != len(X):
+        raise ValueError(f"metadata has {len(metadata)} rows but the features have {len(X)}; "
+                         "align them with align_metadata first")
+    G = np.asarray(encoder.transform(metadata), dtype=np.float64)
+    meta_names = np.asarray(encoder.get_feature_names_out(), dtype=str)
+    clash = set(meta_names) & set(names)
+    if clash:
+        raise ValueError(f"metadata names {sorted(clash)} clash with image feature names")
+    return np.hstack([X.astype(np.float64), G]), np.concatenate([names, meta_names])
+
+
+# --------------------------------------------------------------------------------------------
+# notebook 04: train the image-only and the fused classifiers, write the run folder
+
+
+def default_run_dir(dataset: str) -> Path:
+    """Run folder used when a notebook's ``run_dir`` is empty: ``<root>/runs/single/<dataset>``."""
+    from fusion_utils.paths import check_dataset, runs_dir
+
+    return runs_dir("single") / check_dataset(dataset)
+
+
+def resolve_run_dir(dataset: str, run_dir: str | None) -> Path:
+    """A notebook's ``run_dir`` parameter: empty means :func:`default_run_dir`."""
+    from fusion_utils.paths import project_root
+
+    if run_dir is None or str(run_dir).strip() == "":
+        return default_run_dir(dataset)
+    path = Path(run_dir).expanduser()
+    return path if path.is_absolute() else project_root() / path
+
+
+def _ordered_proba(model: Any, X: np.ndarray, classes: Sequence[str]) -> np.ndarray:
+    """Probabilities with columns in ``classes`` order (0 for a class absent from training)."""
+    proba = model.predict_proba(X)
+    fitted = [str(c) for c in model.classes_]
+    out = np.zeros((len(X), len(classes)))
+    for k, c in enumerate(classes):
+        if c in fitted:
+            out[:, k] = proba[:, fitted.index(c)]
+    return out
+
+
+def _ordered_weights(model: Any, classes: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    fitted = [str(c) for c in model.classes_]
+    d = model.coef_.shape[1]
+    coef = np.full((len(classes), d), np.nan)  # a class absent from training: NaN row
+    intercept = np.full(len(classes), np.nan)
+    for k, c in enumerate(classes):
+        if c in fitted:
+            coef[k], intercept[k] = model.coef_[fitted.index(c)], model.intercept_[fitted.index(c)]
+    return coef, intercept
+
+
+def save_classifier(path: Any, model: Any, feature_names: Sequence[str], classes: Sequence[str],
+                    X_train: np.ndarray) -> Any:
+    """Write ``classifier_{image,fused}.npz`` (ARCHITECTURE.md): ``coef`` (classes x features,
+    rows in ``classes`` order; NaN for a class absent from training), ``intercept``,
+    ``feature_names``, ``classes``, ``feature_std``
+    (per-feature std of the training matrix)."""
+    from fusion_utils.io import save_npz_atomic
+
+    coef, intercept = _ordered_weights(model, classes)
+    return save_npz_atomic(path, coef=coef, intercept=intercept,
+                           feature_names=np.asarray(feature_names, dtype=str),
+                           classes=np.asarray(classes, dtype=str),
+                           feature_std=np.asarray(X_train, dtype=np.float64).std(axis=0))
+
+
+def class_order(manifest: pd.DataFrame, labels: Sequence[str]) -> list[str]:
+    """Class order: the manifest's ``attrs['classes']``, else the dataset's, else sorted labels."""
+    classes = manifest.attrs.get("classes") if hasattr(manifest, "attrs") else None
+    if classes:
+        return [str(c) for c in classes]
+    datasets = set(manifest["dataset"].astype(str)) if "dataset" in manifest.columns else set()
+    if datasets == {"ptbxl"}:
+        return ["NORM", "MI", "STTC", "CD", "HYP"]
+    if datasets == {"ham10000"}:
+        return ["akiec", "bcc", "bkl", "df", "mel", "nv", "vasc"]
+    return sorted({str(x) for x in labels})
+
+
+def train_image_and_fused(features: Any, manifest: pd.DataFrame, *,
+                          metadata_columns: Sequence[str] | None = None, encoding: str = "paper",
+                          classifier_params: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Train the image-only and the fused softmax classifiers on the training split.
+
+    Parameters
+    ----------
+    features : FeatureSet
+        ``ids``, ``labels``, ``split``, ``X``, ``feature_names``.
+    manifest : DataFrame
+        The cohort manifest (``record_id`` and ``meta.*`` columns).
+    metadata_columns : sequence of str, optional
+        Metadata columns to fuse (default: all ``meta.*``).
+    encoding : str
+        :class:`~fusion_utils.fusion.metadata.MetadataEncoder` encoding.
+    classifier_params : dict, optional
+        Passed to :class:`~fusion_utils.fusion.softmax.SoftmaxClassifier`.
+
+    Returns
+    -------
+    dict
+        ``classes``, ``encoder``, ``models`` ({"image", "fused"}), ``matrices``
+        ({"image": (X, names), "fused": (H, names)}), ``train`` (boolean mask),
+        ``predictions`` (tidy frame, every split) and ``fit`` (per-model fit summary).
+    """
+    from fusion_utils.fusion.metadata import MetadataEncoder
+    from fusion_utils.fusion.softmax import SoftmaxClassifier
+
+    X, img_names = feature_matrix(features)
+    split = np.asarray(features.split).astype(str)
+    labels = np.asarray(features.labels).astype(str)
+    train = split == "train"
+    if not train.any():
+        raise ValueError("the feature set has no 'train' rows")
+    meta = align_metadata(features, manifest, metadata_columns)
+    encoder = MetadataEncoder(encoding=encoding).fit(meta[train])
+    H, fused_names = fuse(features, meta, encoder)
+    classes = class_order(manifest, labels)
+    params = dict(classifier_params or {})
+    matrices = {"image": (X.astype(np.float64), img_names), "fused": (H, fused_names)}
+    models, fits, frames = {}, {}, []
+    for name, (M, _names) in matrices.items():
+        model = SoftmaxClassifier(**params).fit(M[train], labels[train])
+        models[name] = model
+        fits[name] = {"fit_seconds": model.fit_time_, "epochs": model.n_epochs_,
+                      "grad_norm": model.grad_norm_, "loss": model.loss_,
+                      "converged": bool(model.converged_), "stop_reason": model.stop_reason_,
+                      "n_features": int(M.shape[1])}
+        proba = _ordered_proba(model, M, classes)
+        frame = pd.DataFrame({"record_id": np.asarray(features.ids).astype(str), "split": split,
+                              "label": labels, "model": name})
+        for k, c in enumerate(classes):
+            frame[f"prob.{c}"] = proba[:, k]
+        frames.append(frame)
+    return {"classes": classes, "encoder": encoder, "models": models, "matrices": matrices,
+            "train": train, "predictions": pd.concat(frames, ignore_index=True), "fit": fits}
+
+
+def write_run(run_dir: Any, result: dict[str, Any], extraction_info: dict[str, Any] | None = None
+              ) -> dict[str, Any]:
+    """Write ``predictions.parquet``, ``classifier_{image,fused}.npz`` and ``timings.json``.
+
+    Returns the timings written (seconds): ``extraction`` (features info ``seconds``),
+    ``finetune`` (``ft_seconds``), ``fit_image``, ``fit_fused`` and each fit's summary.
+    """
+    from fusion_utils.io import atomic_path, atomic_write_json
+
+    run = Path(run_dir)
+    run.mkdir(parents=True, exist_ok=True)
+    with atomic_path(run / "predictions.parquet") as tmp:
+        result["predictions"].to_parquet(tmp, index=False)
+    for name, model in result["models"].items():
+        M, names = result["matrices"][name]
+        save_classifier(run / f"classifier_{name}.npz", model, names, result["classes"],
+                        M[result["train"]])
+    info = extraction_info or {}
+    timings = {"extraction": info.get("seconds"), "finetune": info.get("ft_seconds"),
+               "fit_image": result["fit"]["image"]["fit_seconds"],
+               "fit_fused": result["fit"]["fused"]["fit_seconds"],
+               "classifier": result["fit"]}
+    atomic_write_json(run / "timings.json", timings)
+    return timings

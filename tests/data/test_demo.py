@@ -1,0 +1,348 @@
+"""Tests for fusion_utils.data.demo: formats, determinism, the stamp, and a measurable class signal."""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from fusion_utils.data import demo
+
+# ------------------------------------------------------------------------------------------
+# helpers
+
+
+def _digest_tree(root: Path) -> dict[str, str]:
+    """sha256 of every file under ``root`` (relative path -> digest), the stamp excluded."""
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file() and p.name != demo.STAMP_FILE}
+
+
+def _real_header(path: Path) -> list[str]:
+    with open(path, encoding="utf-8", newline="") as fh:
+        return fh.readline().rstrip("\r\n").split(",")
+
+
+# ------------------------------------------------------------------------------------------
+# class counts and metadata priors (no files)
+
+
+@pytest.mark.parametrize(("n", "dataset"), [(400, "ptbxl"), (400, "ham10000"), (5, "ptbxl"),
+                                            (7, "ham10000"), (61, "ham10000"), (1003, "ptbxl")])
+def test_class_counts_sum_floor_and_order(n: int, dataset: str) -> None:
+    counts = demo.class_counts(n, dataset)
+    classes = demo.PTBXL_CLASSES if dataset == "ptbxl" else demo.HAM_CLASSES
+    assert tuple(counts) == classes
+    assert sum(counts.values()) == n
+    assert min(counts.values()) >= 1
+    if n >= 100:  # the floor: every class gets at least ~8 % (rounding aside)
+        assert min(counts.values()) >= int(demo.CLASS_FLOOR * n) - 1
+    if dataset == "ptbxl" and n >= 100:
+        assert max(counts, key=counts.get) == "NORM" and min(counts, key=counts.get) == "HYP"
+
+
+def test_class_counts_known_answers_and_errors() -> None:
+    assert demo.class_counts(400, "ptbxl") == {"NORM": 166, "MI": 69, "STTC": 68, "CD": 57, "HYP": 40}
+    assert demo.class_counts(400, "ham10000") == {"akiec": 38, "bcc": 41, "bkl": 51, "df": 34,
+                                                  "mel": 52, "nv": 150, "vasc": 34}
+    with pytest.raises(ValueError, match=">= 5"):
+        demo.class_counts(4, "ptbxl")
+    with pytest.raises(ValueError, match="unknown dataset"):
+        demo.class_counts(10, "mnist")
+
+
+def test_class_order_matches_loaders() -> None:
+    ptbxl = pytest.importorskip("fusion_utils.data.ptbxl")
+    ham = pytest.importorskip("fusion_utils.data.ham10000")
+    assert demo.PTBXL_CLASSES == ptbxl.SUPERCLASSES
+    assert demo.HAM_CLASSES == ham.DIAGNOSES
+    assert demo.LEADS == ptbxl.LEADS
+
+
+def test_ptbxl_metadata_follows_the_priors() -> None:
+    table = demo.ptbxl_table(3000, seed=1)
+    codes = table["scp_codes"].map(ast.literal_eval)
+    statements = pd.read_csv(pd.io.common.StringIO(demo._SCP_STATEMENTS_CSV), index_col=0)
+    diag = statements[statements["diagnostic"] == 1]["diagnostic_class"]
+    labels = codes.map(lambda c: {diag[k] for k in c if k in diag.index})
+    assert labels.map(len).eq(1).all()  # exactly one superclass each
+    label = labels.map(lambda s: next(iter(s)))
+    assert label.value_counts().to_dict() == demo.class_counts(3000, "ptbxl")
+    age = table.groupby(label)["age"].mean()
+    for cls in ("MI", "STTC", "CD", "HYP"):  # NORM patients are about 10 years younger
+        assert age[cls] - age["NORM"] > 6, age
+    female = table.groupby(label)["sex"].mean()
+    assert female["STTC"] > female["MI"] + 0.1 and female["NORM"] > female["CD"] + 0.08
+    height_missing = table["height"].isna().groupby(label).mean()
+    assert height_missing["MI"] > height_missing["HYP"] + 0.15  # real: 0.81 vs 0.51
+    assert 0.55 < table["height"].isna().mean() < 0.8 and 0.4 < table["weight"].isna().mean() < 0.7
+    # repeat visits: one patient, one fold, one sex
+    per_patient = table.groupby("patient_id").agg(folds=("strat_fold", "nunique"), sexes=("sex", "nunique"))
+    assert (per_patient[["folds", "sexes"]] == 1).all().all()
+    assert 1.05 < len(table) / table["patient_id"].nunique() < 1.3
+    assert set(table["strat_fold"]) == set(range(1, 11))
+    # metadata alone separates the classes better than chance (balanced accuracy, 5 classes)
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import cross_val_score
+
+    x = pd.get_dummies(table[["sex", "site", "device", "nurse"]].astype(str)).assign(
+        age=table["age"].fillna(60) / 100, h_nan=table["height"].isna(), w_nan=table["weight"].isna())
+    score = cross_val_score(LogisticRegression(max_iter=500), x.to_numpy(float), label,
+                            cv=3, scoring="balanced_accuracy").mean()
+    assert score > 0.2 + 0.07, score
+
+
+def test_ham_metadata_follows_the_priors() -> None:
+    table = demo.ham_table(3000, seed=2)
+    assert table["dx"].value_counts().to_dict() == demo.class_counts(3000, "ham10000")
+    assert table["image_id"].is_unique
+    per_lesion = len(table) / table["lesion_id"].nunique()
+    assert 1.2 < per_lesion < 1.5  # real: 1.34 (more for mel, fewer for nv)
+    lesion_meta = table.groupby("lesion_id")[["dx", "age", "sex", "localization"]].nunique(dropna=False)
+    assert (lesion_meta == 1).all().all()  # images of one lesion share its metadata
+    age = table.groupby("dx")["age"].mean()
+    assert age.idxmin() == "nv" and age[["akiec", "bcc"]].min() > age["nv"] + 12
+    assert set(table["age"].dropna() % 5) == {0.0} and table["age"].max() <= 85
+    male = table[table["sex"] != "unknown"].assign(m=lambda d: d["sex"] == "male").groupby("dx")["m"].mean()
+    assert male["akiec"] > male["vasc"] + 0.08
+    face = (table["localization"] == "face").groupby(table["dx"]).mean()
+    assert face["akiec"] > 0.2 and face["nv"] < 0.06 and face["df"] == 0
+    assert (table.loc[table["dx"] == "nv", "dx_type"] == "follow_up").mean() > 0.4
+    assert table["age"].isna().sum() > 0 and (table["sex"] == "unknown").sum() > 0
+    assert table.loc[table["age"].isna(), "sex"].eq("unknown").all()
+
+
+# ------------------------------------------------------------------------------------------
+# the class signal in the signals and images (no files)
+
+
+def _ecg_features(x: np.ndarray) -> dict[str, float]:
+    """Simple per-record features of a (1000, 12) 100 Hz ECG."""
+    from scipy.signal import find_peaks
+
+    precordial = x[:, 6:]
+    amplitude = float(np.median(np.percentile(precordial, 99, axis=0) - np.percentile(precordial, 1, axis=0)))
+    slope = np.abs(np.diff(x, axis=0)).sum(axis=1)
+    peaks, _ = find_peaks(slope, height=0.5 * slope.max(), distance=35)
+    busy = slope > 0.25 * np.median(slope[peaks])
+    width_ms = 10.0 * busy.sum() / max(len(peaks), 1)  # high-slope time per beat, ms
+    return {"amplitude": amplitude, "qrs_width": width_ms}
+
+
+def test_ecg_class_signal() -> None:
+    feats: dict[str, list[dict[str, float]]] = {c: [] for c in demo.PTBXL_CLASSES}
+    codes = {"NORM": "NORM", "MI": "IMI", "STTC": "NDT", "CD": "CLBBB", "HYP": "LVH"}
+    leads = {}
+    for cls in demo.PTBXL_CLASSES:
+        for i in range(12):
+            x, hi = demo.synthesize_ecg(cls, codes[cls], hr=70.0, rng=np.random.default_rng([7, i]))
+            assert x.shape == (1000, 12) and hi is None
+            feats[cls].append(_ecg_features(x))
+            leads.setdefault(cls, []).append(x)
+    mean = {c: pd.DataFrame(v).mean() for c, v in feats.items()}
+    assert mean["HYP"]["amplitude"] > 1.4 * mean["NORM"]["amplitude"]
+    assert mean["CD"]["qrs_width"] > 1.2 * mean["NORM"]["qrs_width"]
+    # Einthoven / Goldberger: the derived limb leads are exact
+    x = leads["MI"][0]
+    np.testing.assert_allclose(x[:, 2], x[:, 1] - x[:, 0], atol=1e-9)
+    np.testing.assert_allclose(x[:, 3], -(x[:, 0] + x[:, 1]) / 2, atol=1e-9)
+
+
+def test_ecg_st_and_t_changes() -> None:
+    """MI (inferior) lifts the ST segment in II/III/aVF; STTC inverts T in V5 (template level)."""
+    rng = np.random.default_rng(3)
+    mi = [demo._record_beat("MI", "IMI", "Stadium I", rng)[0] for _ in range(10)]
+    norm = [demo._record_beat("NORM", "NORM", None, rng)[0] for _ in range(10)]
+    sttc = [demo._record_beat("STTC", "NDT", None, rng)[0] for _ in range(10)]
+    st = (demo._BEAT > 0.08) & (demo._BEAT < 0.14)  # ST segment on the 500 Hz template axis
+    tw = (demo._BEAT > 0.2) & (demo._BEAT < 0.35)
+    ii = demo._INDEP.index("II")
+    v5 = demo._INDEP.index("V5")
+    assert np.mean([b[st, ii].mean() for b in mi]) > np.mean([b[st, ii].mean() for b in norm]) + 0.1
+    assert np.mean([b[tw, v5].mean() for b in sttc]) < 0 < np.mean([b[tw, v5].mean() for b in norm])
+
+
+def test_lesion_colour_signal() -> None:
+    bright, red = {}, {}
+    for dx in demo.HAM_CLASSES:
+        b, r = [], []
+        for i in range(3):
+            img = np.asarray(demo.render_lesion(dx, i, 100 + i), dtype=float)
+            assert img.shape == (450, 600, 3)
+            centre = img[195:255, 270:330]  # the lesion sits near the centre of the frame
+            b.append(centre.mean())
+            r.append((centre[..., 0] - centre[..., 2]).mean())
+        bright[dx], red[dx] = np.mean(b), np.mean(r)
+    assert min(bright, key=bright.get) == "mel"
+    assert bright["nv"] < bright["bcc"] and bright["nv"] < bright["df"]
+    assert max(red, key=red.get) == "vasc"
+    # same lesion, same view -> same picture; another view -> a different picture
+    a = np.asarray(demo.render_lesion("nv", 5, 1))
+    assert np.array_equal(a, np.asarray(demo.render_lesion("nv", 5, 1)))
+    assert not np.array_equal(a, np.asarray(demo.render_lesion("nv", 5, 2)))
+
+
+# ------------------------------------------------------------------------------------------
+# the written cohort (conftest's session fixture: 60 + 60, seed 0)
+
+
+def test_written_layout_and_counts(demo_cohort: Path) -> None:
+    ptbxl, ham = demo_cohort / "ptbxl", demo_cohort / "ham10000"
+    stamp = json.loads((demo_cohort / demo.STAMP_FILE).read_text())
+    assert stamp["format_version"] == demo.FORMAT_VERSION and stamp["n_ptbxl"] == 60
+    table = pd.read_csv(ptbxl / "ptbxl_database.csv", index_col="ecg_id")
+    assert list(table.index) == list(range(1, 61))
+    assert table["recording_date"].str.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d").all()
+    assert table["recording_date"].is_monotonic_increasing
+    codes = table["scp_codes"].map(ast.literal_eval)
+    assert codes.map(lambda c: isinstance(c, dict) and all(isinstance(v, float) for v in c.values())).all()
+    assert table["sex"].isin([0, 1]).all() and table["strat_fold"].between(1, 10).all()
+    assert table["filename_lr"].str.fullmatch(r"records100/00000/\d{5}_lr").all()
+    assert table["filename_hr"].str.fullmatch(r"records500/00000/\d{5}_hr").all()
+    for col, dtype in (("patient_id", "float64"), ("age", "float64"), ("sex", "int64"),
+                       ("second_opinion", "bool"), ("strat_fold", "int64"), ("nurse", "float64")):
+        assert str(table[col].dtype) == dtype, col
+    assert not (ptbxl / "records500").exists()  # not written by default
+    raw_first = (ptbxl / "ptbxl_database.csv").read_text(encoding="utf-8").splitlines()[1]
+    assert raw_first.startswith("1,") and ".0," in raw_first  # pandas float format, like the real file
+
+    meta = pd.read_csv(ham / "HAM10000_metadata.csv")
+    assert meta["dx"].value_counts().to_dict() == demo.class_counts(60, "ham10000")
+    assert meta["lesion_id"].str.fullmatch(r"HAM_\d{7}").all()
+    assert meta["image_id"].str.fullmatch(r"ISIC_\d{7}").all()
+    part1 = sorted(p.stem for p in (ham / "HAM10000_images_part_1").glob("*.jpg"))
+    part2 = sorted(p.stem for p in (ham / "HAM10000_images_part_2").glob("*.jpg"))
+    assert sorted(part1 + part2) == sorted(meta["image_id"]) and len(part1) == 30
+    assert max(part1) < min(part2)  # part 1 holds the first half of the ids, like the archive
+    assert b"\r\n" not in (ham / "HAM10000_metadata.csv").read_bytes()
+
+
+def test_wfdb_and_pil_read_the_files(demo_cohort: Path) -> None:
+    wfdb = pytest.importorskip("wfdb")
+    from PIL import Image
+
+    table = pd.read_csv(demo_cohort / "ptbxl" / "ptbxl_database.csv", index_col="ecg_id")
+    for ecg_id in table.index[:5]:
+        signal, fields = wfdb.rdsamp(str(demo_cohort / "ptbxl" / table.at[ecg_id, "filename_lr"]))
+        assert signal.shape == (1000, 12)
+        assert fields["fs"] == 100 and fields["units"] == ["mV"] * 12
+        assert fields["sig_name"] == list(demo.LEADS)
+        assert 0.3 < np.ptp(signal[:, 1]) < 12  # lead II: a plausible amplitude in mV
+    header = wfdb.rdheader(str(demo_cohort / "ptbxl" / table.at[1, "filename_lr"]))
+    assert header.fmt == ["16"] * 12 and header.adc_gain == [1000.0] * 12
+    assert (demo_cohort / "ptbxl" / "records100" / "00000" / "00001_lr.dat").stat().st_size == 24000
+    for path in list((demo_cohort / "ham10000").rglob("*.jpg"))[:5]:
+        with Image.open(path) as img:
+            assert img.format == "JPEG" and img.mode == "RGB" and img.size == (600, 450)
+
+
+def test_columns_match_the_real_tables(demo_cohort: Path, shared_ptbxl: Path, shared_ham: Path) -> None:
+    assert _real_header(demo_cohort / "ptbxl" / "ptbxl_database.csv") == \
+        _real_header(shared_ptbxl / "ptbxl_database.csv") == list(demo.PTBXL_COLUMNS)
+    assert _real_header(demo_cohort / "ptbxl" / "scp_statements.csv") == \
+        _real_header(shared_ptbxl / "scp_statements.csv")
+    assert _real_header(demo_cohort / "ham10000" / "HAM10000_metadata.csv") == \
+        _real_header(shared_ham / "HAM10000_metadata.csv") == list(demo.HAM_COLUMNS)
+    # every statement row the demo writes is the real row, verbatim
+    real = pd.read_csv(shared_ptbxl / "scp_statements.csv", index_col=0)
+    ours = pd.read_csv(demo_cohort / "ptbxl" / "scp_statements.csv", index_col=0)
+    pd.testing.assert_frame_equal(ours, real.loc[ours.index], check_dtype=False)
+    # dtypes as pandas reads them match the real table's
+    real_db = pd.read_csv(shared_ptbxl / "ptbxl_database.csv", index_col="ecg_id", nrows=2000)
+    ours_db = pd.read_csv(demo_cohort / "ptbxl" / "ptbxl_database.csv", index_col="ecg_id")
+    for col in ("patient_id", "age", "sex", "nurse", "site", "device", "validated_by",
+                "second_opinion", "strat_fold", "filename_lr"):
+        assert ours_db[col].dtype == real_db[col].dtype, col
+    assert set(ours_db["device"]) <= set(pd.read_csv(shared_ptbxl / "ptbxl_database.csv",
+                                                     usecols=["device"])["device"])
+    real_ham = pd.read_csv(shared_ham / "HAM10000_metadata.csv")
+    ours_ham = pd.read_csv(demo_cohort / "ham10000" / "HAM10000_metadata.csv")
+    assert set(ours_ham["localization"]) <= set(real_ham["localization"])
+    assert set(ours_ham["dx_type"]) <= set(real_ham["dx_type"])
+
+
+def test_loaders_read_the_cohort_with_no_skips(demo_cohort: Path) -> None:
+    manifest = pytest.importorskip("fusion_utils.data.manifest")
+    for dataset, n in (("ptbxl", 60), ("ham10000", 60)):
+        df, report = manifest.build_manifest(dataset, demo_cohort / dataset, split_scheme="group")
+        assert len(df) == n, report
+        counts = df["label"].value_counts().to_dict()
+        assert counts == demo.class_counts(n, dataset)
+        assert report.n_missing_files == 0 and report.n_unlabelled == 0
+        assert df["path"].map(lambda p: Path(p).exists() or Path(p + ".hea").exists()).all()
+
+
+# ------------------------------------------------------------------------------------------
+# determinism and the stamp
+
+
+def test_same_seed_same_bytes_other_seed_differs(tmp_path: Path) -> None:
+    demo.write_demo_cohort(tmp_path / "a", n_ptbxl=6, n_ham=8, seed=3)
+    demo.write_demo_cohort(tmp_path / "b", n_ptbxl=6, n_ham=8, seed=3)
+    demo.write_demo_cohort(tmp_path / "c", n_ptbxl=6, n_ham=8, seed=4)
+    a, b, c = (_digest_tree(tmp_path / k) for k in "abc")
+    assert a == b and len(a) == 2 + 12 + 1 + 8  # 2 tables, 6 x (hea, dat), metadata, 8 images
+    assert a["ptbxl/ptbxl_database.csv"] != c["ptbxl/ptbxl_database.csv"]
+    assert a["ptbxl/records100/00000/00001_lr.dat"] != c["ptbxl/records100/00000/00001_lr.dat"]
+    assert a["ham10000/HAM10000_metadata.csv"] != c["ham10000/HAM10000_metadata.csv"]
+
+
+def test_workers_do_not_change_the_bytes(tmp_path: Path) -> None:
+    demo.write_demo_cohort(tmp_path / "one", n_ptbxl=5, n_ham=7, seed=1, workers=1)
+    demo.write_demo_cohort(tmp_path / "two", n_ptbxl=5, n_ham=7, seed=1, workers=2)
+    assert _digest_tree(tmp_path / "one") == _digest_tree(tmp_path / "two")
+
+
+def test_stamp_skips_and_changed_parameters_rebuild(tmp_path: Path) -> None:
+    out = tmp_path / "cohort"
+    paths = demo.write_demo_cohort(out, n_ptbxl=5, n_ham=7, seed=0)
+    assert paths == {"ptbxl": out / "ptbxl", "ham10000": out / "ham10000"}
+    db = out / "ptbxl" / "ptbxl_database.csv"
+    marker = out / "ptbxl" / "marker.txt"
+    marker.write_text("left alone by a re-run with the same parameters")
+    os.utime(db, (1_000_000_000, 1_000_000_000))
+    demo.write_demo_cohort(out, n_ptbxl=5, n_ham=7, seed=0)
+    assert marker.exists() and db.stat().st_mtime == 1_000_000_000
+    demo.write_demo_cohort(out, n_ptbxl=6, n_ham=7, seed=0)  # changed: rebuilt from scratch
+    assert not marker.exists()
+    assert len(pd.read_csv(db)) == 6
+    assert json.loads((out / demo.STAMP_FILE).read_text())["n_ptbxl"] == 6
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temporary folders left
+    marker.write_text("x")
+    demo.write_demo_cohort(out, n_ptbxl=6, n_ham=7, seed=0, force=True)
+    assert not marker.exists()
+
+
+def test_refuses_to_overwrite_foreign_folders(tmp_path: Path) -> None:
+    (tmp_path / "ptbxl").mkdir()
+    (tmp_path / "ptbxl" / "ptbxl_database.csv").write_text("real data\n")
+    with pytest.raises(FileExistsError, match="force"):
+        demo.write_demo_cohort(tmp_path, n_ptbxl=5, n_ham=7)
+    assert (tmp_path / "ptbxl" / "ptbxl_database.csv").read_text() == "real data\n"
+
+
+@pytest.mark.parametrize("kwargs", [{"n_ptbxl": 4}, {"n_ham": 0}, {"seed": -1}, {"n_ptbxl": 5.5}])
+def test_bad_arguments(tmp_path: Path, kwargs: dict) -> None:
+    with pytest.raises(ValueError, match="n_ptbxl|n_ham|seed"):
+        demo.write_demo_cohort(tmp_path, **kwargs)
+    assert not list(tmp_path.iterdir())
+
+
+def test_records500_and_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    wfdb = pytest.importorskip("wfdb")
+    assert demo.main([str(tmp_path), "--n-ptbxl", "5", "--n-ham", "7", "--records500"]) == 0
+    assert "demo cohort ready" in capsys.readouterr().out
+    table = pd.read_csv(tmp_path / "ptbxl" / "ptbxl_database.csv", index_col="ecg_id")
+    hi, f_hi = wfdb.rdsamp(str(tmp_path / "ptbxl" / table.at[1, "filename_hr"]))
+    lo, _ = wfdb.rdsamp(str(tmp_path / "ptbxl" / table.at[1, "filename_lr"]))
+    assert hi.shape == (5000, 12) and f_hi["fs"] == 500
+    # the 100 Hz record is the 500 Hz one decimated (up to the independent white noise)
+    assert np.corrcoef(hi[::5, 1], lo[:, 1])[0, 1] > 0.8
+    with pytest.raises(SystemExit):
+        demo.main([str(tmp_path / "x"), "--n-ham", "3"])
