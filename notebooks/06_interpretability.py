@@ -51,10 +51,10 @@ import pandas as pd
 import seaborn as sns
 from IPython.display import Markdown, display
 
+from fusion_utils import interpret
 from fusion_utils.data.manifest import class_order, default_manifest_path, load_manifest
 from fusion_utils.fusion.softmax import SoftmaxClassifier
 from fusion_utils.fusion.train import default_run_dir
-from fusion_utils.interpret import analysis as interpret
 from fusion_utils.interpret import plots as interpret_plots
 from fusion_utils.paths import check_dataset, project_root, runs_dir
 

@@ -60,9 +60,9 @@ import pandas as pd
 import seaborn as sns
 from IPython.display import Markdown, display
 
+from fusion_utils import interpret
 from fusion_utils.data import manifest
 from fusion_utils.evaluation import metrics
-from fusion_utils.interpret import analysis as interpret
 from fusion_utils.interpret import plots as interpret_plots
 from fusion_utils.io import atomic_path
 from fusion_utils.paths import check_dataset, default_data_dir, require_data_dir

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fusion_utils.interpret import analysis as interpret
+from fusion_utils import interpret
 from fusion_utils.notebook_runner import execute_notebook
 
 CLASSES = ["NORM", "MI", "STTC", "CD", "HYP"]

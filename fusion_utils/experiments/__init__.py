@@ -1,7 +1,7 @@
 """The experiment grid: its specification, runner, results and the paper's findings.
 
 Public names are re-exported here and imported lazily (``lazy_loader``), so that
-``import fusion_utils.experiments`` stays cheap; the modules are ``findings``, ``grid``.
+``import fusion_utils.experiments`` stays cheap; the modules are ``__main__``, ``findings``, ``grid``.
 """
 
 import lazy_loader as _lazy

@@ -1,6 +1,6 @@
 """Figures of the interpretability and metadata-only chapters (Figs. 5-6 of Thomas 2021 and more).
 
-Every function takes the tables or weights that :mod:`fusion_utils.interpret.analysis` produces and returns
+Every function takes the tables or weights that :mod:`fusion_utils.interpret` produces and returns
 a ``matplotlib`` figure; nothing is written to disk. matplotlib and seaborn are imported inside the
 functions, so importing this module is cheap.
 """
@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from fusion_utils.interpret.analysis import ClassifierWeights
+from fusion_utils.interpret.weights import ClassifierWeights
 
 __all__ = [
     "plot_auroc_intervals",
@@ -123,7 +123,7 @@ def plot_fig6(
     Parameters
     ----------
     frame : pandas.DataFrame
-        :func:`fusion_utils.interpret.analysis.weights_frame` of several fused classifiers concatenated,
+        :func:`fusion_utils.interpret.weights.weights_frame` of several fused classifiers concatenated,
         with a ``run`` column naming each (backbone, mode, augmentation); only the ``metadata``
         block is drawn.
     value : {"weight", "std_weight"}
@@ -225,9 +225,9 @@ def plot_importance(permutation: pd.DataFrame, ablation: pd.DataFrame | None = N
     Parameters
     ----------
     permutation : pandas.DataFrame
-        :func:`fusion_utils.interpret.analysis.grouped_permutation_importance` output.
+        :func:`fusion_utils.interpret.importance.grouped_permutation_importance` output.
     ablation : pandas.DataFrame, optional
-        :func:`fusion_utils.interpret.analysis.drop_column_ablation` output.
+        :func:`fusion_utils.interpret.importance.drop_column_ablation` output.
 
     Returns
     -------

@@ -1,4 +1,4 @@
-"""Tests of fusion_utils.interpret.analysis: weight blocks, standardised weights, importance, ablation."""
+"""Tests of fusion_utils.interpret: weight blocks, standardised weights, importance, ablation."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 
-from fusion_utils.interpret import analysis as I
+from fusion_utils import interpret as I
 
 CLASSES = np.array(["a", "b", "c"])
 
