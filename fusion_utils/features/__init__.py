@@ -1,19 +1,32 @@
 """F(X): ImageNet backbones, augmentation, image datasets, extraction and fine-tuning.
 
 Public names are re-exported here and imported lazily (``lazy_loader``), so that
-``import fusion_utils.features`` stays cheap; the modules are ``augment``, ``backbones``, ``datasets``, ``extraction``, ``finetune``.
+``import fusion_utils.features`` stays cheap; the modules are ``augment``, ``backbones``,
+``datasets``, ``extraction``, ``finetune``.
 """
 
 import lazy_loader as _lazy
 
 __getattr__, __dir__, __all__ = _lazy.attach(
     __name__,
-    submodules=['augment', 'backbones', 'datasets', 'extraction', 'finetune'],
+    submodules=["augment", "backbones", "datasets", "extraction", "finetune"],
     submod_attrs={
-        'augment': ['APPLY_TO', 'AugmentParams', 'PaperAugmentation', 'sample_seed'],
-        'backbones': ['OFFLINE_BACKBONE', 'Backbone', 'BackboneSpec', 'WeightsUnavailableError', 'fold_batchnorm', 'get_backbone', 'list_backbones', 'register_backbone'],
-        'datasets': ['PREPROCESSING_VERSION', 'ManifestImageDataset', 'default_montage_params', 'image_source_info', 'load_rgb', 'resize_image'],
-        'extraction': ['FEATURES_VERSION', 'FeatureSet', 'extract_features', 'feature_cache_key', 'manifest_hash', 'precision_context', 'run_features', 'subsample_manifest'],
-        'finetune': ['PAPER_BATCH_SIZE', 'FinetuneOptions', 'FinetuneResult', 'default_num_workers', 'finetune', 'resolve_device'],
+        "augment": ["APPLY_TO", "AugmentParams", "PaperAugmentation", "sample_seed"],
+        "backbones": [
+            "OFFLINE_BACKBONE", "Backbone", "BackboneSpec", "WeightsUnavailableError",
+            "fold_batchnorm", "get_backbone", "list_backbones", "register_backbone"
+        ],
+        "datasets": [
+            "PREPROCESSING_VERSION", "ManifestImageDataset", "default_montage_params",
+            "image_source_info", "load_rgb", "resize_image"
+        ],
+        "extraction": [
+            "FEATURES_VERSION", "FeatureSet", "extract_features", "feature_cache_key",
+            "manifest_hash", "precision_context", "run_features", "subsample_manifest"
+        ],
+        "finetune": [
+            "PAPER_BATCH_SIZE", "FinetuneOptions", "FinetuneResult", "default_num_workers",
+            "finetune", "resolve_device"
+        ],
     },
 )

@@ -8,10 +8,14 @@ import lazy_loader as _lazy
 
 __getattr__, __dir__, __all__ = _lazy.attach(
     __name__,
-    submodules=['metadata', 'softmax', 'train'],
+    submodules=["metadata", "softmax", "train"],
     submod_attrs={
-        'metadata': ['DATETIME_PARTS', 'ENCODINGS', 'MetadataEncoder', 'parse_datetime_column'],
-        'softmax': ['SoftmaxClassifier', 'sklearn_C', 'softmax'],
-        'train': ['align_metadata', 'class_order', 'default_run_dir', 'feature_matrix', 'fuse', 'metadata_frame', 'resolve_run_dir', 'save_classifier', 'train_image_and_fused', 'write_run'],
+        "metadata": ["DATETIME_PARTS", "ENCODINGS", "MetadataEncoder", "parse_datetime_column"],
+        "softmax": ["SoftmaxClassifier", "sklearn_C", "softmax"],
+        "train": [
+            "align_metadata", "class_order", "default_run_dir", "feature_matrix", "fuse",
+            "metadata_frame", "resolve_run_dir", "save_classifier", "train_image_and_fused",
+            "write_run"
+        ],
     },
 )

@@ -1,19 +1,34 @@
 """Interpretability: classifier weights, feature importance and metadata-only baselines.
 
 Public names are re-exported here and imported lazily (``lazy_loader``), so that
-``import fusion_utils.interpret`` stays cheap; the modules are ``importance``, ``metadata_only``, ``plots``, ``runs``, ``weights``.
+``import fusion_utils.interpret`` stays cheap; the modules are ``importance``, ``metadata_only``,
+``plots``, ``runs``, ``weights``.
 """
 
 import lazy_loader as _lazy
 
 __getattr__, __dir__, __all__ = _lazy.attach(
     __name__,
-    submodules=['importance', 'metadata_only', 'plots', 'runs', 'weights'],
+    submodules=["importance", "metadata_only", "plots", "runs", "weights"],
     submod_attrs={
-        'importance': ['bootstrap_auroc_ci', 'drop_column_ablation', 'grouped_permutation_importance', 'macro_auroc', 'one_vs_rest_auroc', 'paired_bootstrap_delta'],
-        'metadata_only': ['DEFAULT_COLUMN_SETS', 'LABEL_LEAK_COLUMNS', 'fit_metadata_only', 'parse_column_sets'],
-        'plots': ['plot_auroc_intervals', 'plot_fig5', 'plot_fig6', 'plot_importance', 'plot_raw_vs_standardised'],
-        'runs': ['FusedData', 'RunWeights', 'find_runs', 'load_fused_data', 'load_run', 'run_parameters'],
-        'weights': ['IMAGE_PREFIX', 'ClassifierWeights', 'WeightBlocks', 'block_summary', 'feature_groups', 'image_mask', 'reading_comparison', 'source_column', 'split_blocks', 'standardised_weights', 'weight_scale_table', 'weights_frame'],
+        "importance": [
+            "bootstrap_auroc_ci", "drop_column_ablation", "grouped_permutation_importance",
+            "macro_auroc", "one_vs_rest_auroc", "paired_bootstrap_delta"
+        ],
+        "metadata_only": [
+            "DEFAULT_COLUMN_SETS", "LABEL_LEAK_COLUMNS", "fit_metadata_only", "parse_column_sets"
+        ],
+        "plots": [
+            "plot_auroc_intervals", "plot_fig5", "plot_fig6", "plot_importance",
+            "plot_raw_vs_standardised"
+        ],
+        "runs": [
+            "FusedData", "RunWeights", "find_runs", "load_fused_data", "load_run", "run_parameters"
+        ],
+        "weights": [
+            "IMAGE_PREFIX", "ClassifierWeights", "WeightBlocks", "block_summary", "feature_groups",
+            "image_mask", "reading_comparison", "source_column", "split_blocks",
+            "standardised_weights", "weight_scale_table", "weights_frame"
+        ],
     },
 )
