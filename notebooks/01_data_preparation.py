@@ -29,8 +29,10 @@
 # change this chapter: `dataset` (`ptbxl` or `ham10000`), `data_dir` (empty: the synthetic demo
 # cohort; or a folder with the real data), `sampling_rate` (PTB-XL 100 or 500 Hz), `split_scheme`
 # (`stratified` as in the paper, PTB-XL's official `strat_fold`, or `group`, which keeps each
-# patient or lesion in one split), `seed`, `max_records`, `metadata_columns` and
-# `manifest_path`.
+# patient or lesion in one split), `seed`, `max_records`, `metadata_columns`, `manifest_path` and
+# `image_dir` (HAM10000: which image folder to read, e.g. `images_200x150`, the reduced-resolution
+# copy of all 10,015 images in `../shared/data`; the manifest records the folder and the
+# resolution).
 
 # %% tags=["parameters"]
 dataset: str = "ptbxl"  # which cohort: "ptbxl" or "ham10000"
@@ -41,6 +43,7 @@ seed: int = 0  # random seed of the split and of the max_records subsample
 max_records: int = 0  # keep at most this many records, drawn per class; 0: keep all
 metadata_columns: str = "patient"  # "patient", "all", or comma-separated column names (e.g. "age,sex,device")
 manifest_path: str = ""  # where to write the manifest (parquet); empty: cache/manifests/<dataset>.parquet
+image_dir: str = ""  # HAM10000 image folder inside data_dir, e.g. "images_200x150"; empty: the published folders
 
 # %%
 # %matplotlib inline
@@ -76,6 +79,7 @@ display(Markdown(f"**Cohort:** `{dataset}` from `{folder}`"
 df, report = manifest.build_manifest(
     dataset, folder, sampling_rate=sampling_rate, split_scheme=split_scheme, seed=seed,
     max_records=max_records or None, metadata_columns=metadata_columns,
+    image_dir=image_dir or None,
 )
 print(report)
 df.head()

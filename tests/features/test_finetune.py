@@ -1,5 +1,5 @@
-"""Fine-tuning: the loss falls on a separable set, checkpoints resume exactly, the best
-validation epoch is returned."""
+"""Fine-tuning: the loss falls on a separable set, checkpoints resume exactly, the last epoch's
+network is returned (MATLAB R2021a) unless the best-validation one is asked for (R2021b)."""
 
 from __future__ import annotations
 
@@ -16,16 +16,19 @@ pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 class TwoColours(torch.utils.data.Dataset):
-    """Reddish vs bluish noisy images: linearly separable from the first epoch."""
+    """Reddish vs bluish noisy images: linearly separable from the first epoch (``flip``: the
+    labels swapped, so a network that learns the training set gets worse on it every epoch)."""
 
     classes = ("red", "blue")
 
-    def __init__(self, n: int, seed: int) -> None:
+    def __init__(self, n: int, seed: int, flip: bool = False) -> None:
         g = torch.Generator().manual_seed(seed)
         self.y = torch.arange(n) % 2
         base = torch.where(self.y[:, None] == 0, torch.tensor([1.0, -1.0, -1.0]),
                            torch.tensor([-1.0, -1.0, 1.0]))
         self.x = base[:, :, None, None] + 0.8 * torch.randn(n, 3, SIZE, SIZE, generator=g)
+        if flip:
+            self.y = 1 - self.y
         self.epochs: list[int] = []
 
     def set_epoch(self, epoch: int) -> None:
@@ -70,7 +73,7 @@ def test_training_loss_falls_and_head_is_replaced(full) -> None:
     assert h["val_accuracy"].iloc[-1] >= 0.75
     assert res.backbone.num_classes == 2
     assert train.epochs == [1, 2, 3]  # augmentation is re-drawn every epoch
-    assert res.best_epoch == int(h["epoch"][h["val_loss"].idxmin()])
+    assert res.best_epoch == 3  # R2021a: the last epoch's network
     assert not res.backbone.features.training
 
 
@@ -119,6 +122,43 @@ def test_options_and_device_validation() -> None:
         FinetuneOptions.from_any({"epoch": 3})
     with pytest.raises(ValueError, match="select"):
         FinetuneOptions(select="auc")
+    assert FinetuneOptions().output_network == "last-iteration"
+    with pytest.raises(ValueError, match="best-validation-loss"):
+        FinetuneOptions(output_network="best")
     assert resolve_device("cpu").type == "cpu"
     with pytest.raises(ValueError, match="'auto', 'cpu' or 'cuda'"):
         resolve_device("tpu")
+
+
+def _weights_of(path) -> dict[str, torch.Tensor]:
+    return torch.load(path, map_location="cpu", weights_only=True)["model"]
+
+
+def _assert_same_weights(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> None:
+    got = model.state_dict()
+    assert set(got) == set(state)
+    for k, v in state.items():
+        torch.testing.assert_close(got[k], v, rtol=0, atol=0, msg=k)
+
+
+def test_last_epoch_by_default_best_validation_epoch_when_asked(tmp_path) -> None:
+    """Validation labels swapped: the validation loss rises every epoch, so the best validated
+    epoch (1) and the last (3) differ, and each option must return its own epoch's weights."""
+
+    def run(output_network: str, ckdir=None):
+        opts = FinetuneOptions(epochs=3, batch_size=8, lr=0.01, output_network=output_network)
+        return finetune(get_backbone("efficientnet_lite0"), TwoColours(16, seed=0),
+                        TwoColours(8, seed=1, flip=True), options=opts, seed=0, device="cpu",
+                        checkpoint_dir=ckdir, num_workers=0, keep_all=ckdir is not None,
+                        progress=False)
+
+    last = run("last-iteration", tmp_path)
+    val_loss = last.history["val_loss"].to_numpy()
+    assert (val_loss[1:] > val_loss[:-1]).all(), val_loss  # the set-up this test relies on
+    assert last.best_epoch == 3
+    _assert_same_weights(last.backbone.model(), _weights_of(tmp_path / "epoch_003.pt"))
+    best = run("best-validation-loss")  # no checkpoint folder: the epoch kept in memory
+    assert best.best_epoch == 1
+    _assert_same_weights(best.backbone.model(), _weights_of(tmp_path / "epoch_001.pt"))
+    assert not torch.equal(_weights_of(tmp_path / "epoch_001.pt")["head.weight"],
+                           _weights_of(tmp_path / "epoch_003.pt")["head.weight"])
