@@ -31,6 +31,7 @@ __all__ = [
     "PATIENT_COLUMNS",
     "find_images",
     "find_metadata_file",
+    "image_resolution",
     "load_ham_table",
     "load_image",
 ]
@@ -131,25 +132,57 @@ def load_ham_table(
     return df
 
 
-def find_images(data_dir: str | os.PathLike[str]) -> dict[str, Path]:
+def find_images(data_dir: str | os.PathLike[str],
+                image_dir: str | os.PathLike[str] | None = None) -> dict[str, Path]:
     """Map ``image_id`` -> image file under a HAM10000 folder.
 
-    Looks in ``HAM10000_images_part_1/``, ``HAM10000_images_part_2/``, ``images/`` and the folder
-    itself (not deeper), for ``.jpg``/``.jpeg``/``.png`` files (any case). The file stem is the
-    image id; the first folder in that order wins when an id appears twice.
+    Parameters
+    ----------
+    data_dir : path-like
+        The HAM10000 folder.
+    image_dir : path-like, optional
+        Look only in this folder (relative to ``data_dir`` or absolute), e.g.
+        ``"images_200x150"`` for the reduced-resolution copy in ``../shared/data/ham10000``.
+        Default: ``HAM10000_images_part_1/``, ``HAM10000_images_part_2/``, ``images/`` and the
+        folder itself (not deeper), the first folder in that order winning when an id appears
+        twice.
+
+    Only ``.jpg``/``.jpeg``/``.png`` files (any case) count; the file stem is the image id.
     """
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
         raise FileNotFoundError(f"HAM10000 folder not found: {data_dir}")
+    if image_dir is not None and str(image_dir).strip():
+        folders: tuple[Path, ...] = (data_dir / Path(image_dir),)  # an absolute path wins
+        if not folders[0].is_dir():
+            present = sorted(p.name for p in data_dir.iterdir() if p.is_dir())
+            raise FileNotFoundError(f"image_dir={str(image_dir)!r}: no folder {folders[0]}; "
+                                    f"folders in {data_dir}: {', '.join(present) or 'none'}")
+    else:
+        folders = tuple(data_dir / sub for sub in IMAGE_FOLDERS)
     found: dict[str, Path] = {}
-    for sub in IMAGE_FOLDERS:
-        folder = (data_dir / sub).resolve()
+    for folder in folders:
+        folder = folder.resolve()
         if not folder.is_dir():
             continue
         for entry in sorted(os.scandir(folder), key=lambda e: e.name):
             if entry.is_file() and Path(entry.name).suffix.lower() in IMAGE_SUFFIXES:
                 found.setdefault(Path(entry.name).stem, Path(entry.path))
     return found
+
+
+def image_resolution(paths: list[str | os.PathLike[str]], n: int = 5) -> tuple[int, int] | None:
+    """``(width, height)`` shared by the first ``n`` images of ``paths`` (header only).
+
+    Returns ``None`` when ``paths`` is empty or those images differ in size.
+    """
+    from PIL import Image
+
+    sizes = set()
+    for path in [p for p in paths if os.path.isfile(p)][:n]:
+        with Image.open(path) as img:
+            sizes.add(tuple(int(v) for v in img.size))
+    return sizes.pop() if len(sizes) == 1 else None
 
 
 def load_image(path: str | os.PathLike[str]):  # -> PIL.Image.Image (PIL imported lazily)

@@ -70,6 +70,8 @@ class ManifestReport:
         Rows in the manifest.
     class_counts, split_counts : dict
         Final counts per class (class order) and per split.
+    image_dir : str
+        HAM10000: the image folder read, when one was named.
     """
 
     dataset: str
@@ -82,6 +84,7 @@ class ManifestReport:
     n_records: int = 0
     class_counts: dict[str, int] = field(default_factory=dict)
     split_counts: dict[str, int] = field(default_factory=dict)
+    image_dir: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-JSON dictionary."""
@@ -89,7 +92,8 @@ class ManifestReport:
 
     def __str__(self) -> str:
         lines = [
-            f"{self.dataset} cohort from {self.data_dir}",
+            f"{self.dataset} cohort from {self.data_dir}"
+        + (f" (images from {self.image_dir})" if self.image_dir else ""),
             f"  rows in table:            {self.n_table}",
             f"  without a single label:   {self.n_unlabelled}",
             f"  skipped, file missing:    {self.n_missing_files}"
@@ -165,9 +169,9 @@ def _ptbxl_rows(data_dir: Path, sampling_rate: int) -> tuple[pd.DataFrame, int]:
     return _with_table(rows, table), int(table.attrs["n_table"])
 
 
-def _ham_rows(data_dir: Path) -> tuple[pd.DataFrame, int]:
+def _ham_rows(data_dir: Path, image_dir: str | None = None) -> tuple[pd.DataFrame, int]:
     table = ham10000.load_ham_table(data_dir)
-    images = ham10000.find_images(data_dir)
+    images = ham10000.find_images(data_dir, image_dir)
     rows = pd.DataFrame({
         "record_id": table.index.astype(str),
         "label": table["label"].astype(str).to_numpy(),
@@ -206,6 +210,7 @@ def build_manifest(
     metadata_columns: str | Sequence[str] | None = None,
     fractions: Sequence[float] = (0.7, 0.15, 0.15),
     require_files: bool = True,
+    image_dir: str | os.PathLike[str] | None = None,
 ) -> tuple[pd.DataFrame, ManifestReport]:
     """Build a cohort's manifest: labels, file paths, groups, splits and metadata.
 
@@ -231,6 +236,13 @@ def build_manifest(
     require_files : bool
         Skip (and count) records whose signal/image file is missing. ``False`` keeps every
         labelled row, e.g. for a metadata-only analysis of the full real tables.
+    image_dir : path-like, optional
+        HAM10000: the image folder to read, relative to ``data_dir`` or absolute (e.g.
+        ``"images_200x150"``, the reduced-resolution copy of all 10,015 images in
+        ``../shared/data/ham10000``); default: the published folders (see
+        :func:`fusion_utils.data.ham10000.find_images`). ``df.attrs`` records it as
+        ``image_dir`` and the images' size as ``image_resolution`` ([width, height]).
+        Ignored for PTB-XL.
 
     Returns
     -------
@@ -250,12 +262,13 @@ def build_manifest(
         rows, n_table = _ptbxl_rows(data_dir, sampling_rate)
         source = str(data_dir / ptbxl.DATABASE_FILE)
     else:
-        rows, n_table = _ham_rows(data_dir)
+        rows, n_table = _ham_rows(data_dir, None if image_dir is None else str(image_dir))
         source = str(ham10000.find_metadata_file(data_dir))
     table_columns = [c.removeprefix(_TABLE) for c in rows.columns if c.startswith(_TABLE)]
     meta = resolve_metadata_columns(dataset, metadata_columns, table_columns, source)
     report = ManifestReport(dataset=dataset, data_dir=str(data_dir.resolve()), n_table=n_table,
-                            n_unlabelled=n_table - len(rows))
+                            n_unlabelled=n_table - len(rows),
+                            image_dir=str(image_dir or "") if dataset == "ham10000" else "")
     if require_files:
         missing = rows.loc[~rows["has_file"], "record_id"]
         report.n_missing_files = len(missing)
@@ -297,6 +310,10 @@ def build_manifest(
         sampling_rate=int(sampling_rate) if dataset == "ptbxl" else None,
         classes=list(classes), split_scheme=split_scheme, seed=int(seed),
         metadata_columns=[META_PREFIX + m for m in meta],
+        image_dir=(str(image_dir) if image_dir not in (None, "") else "")
+        if dataset == "ham10000" else None,
+        image_resolution=(list(ham10000.image_resolution(df["path"].tolist()) or []) or None)
+        if dataset == "ham10000" else None,
         fractions=[float(f) for f in fractions], max_records=max_records,
         report=report.to_dict(),
     )
