@@ -66,6 +66,7 @@ def execute_notebook(
     cwd: str | os.PathLike[str] | None = None,
     timeout: int | None = 3600,
     log_output: bool = False,
+    progress_bar: bool = False,
 ) -> Path:
     """Execute a jupytext notebook with papermill and write the executed ``.ipynb`` atomically.
 
@@ -84,6 +85,8 @@ def execute_notebook(
         Per-cell timeout in seconds.
     log_output : bool
         Stream cell output to the log.
+    progress_bar : bool
+        Show papermill's per-cell progress bar (``fusion-book run`` does).
     """
     import papermill
 
@@ -108,7 +111,7 @@ def execute_notebook(
             papermill.execute_notebook(
                 nb, str(tmp), parameters=params, kernel_name="python3",
                 cwd=str(cwd or env_root), execution_timeout=timeout,
-                log_output=log_output, progress_bar=False,
+                log_output=log_output, progress_bar=progress_bar,
             )
         except papermill.PapermillExecutionError as exc:
             if tmp.exists():

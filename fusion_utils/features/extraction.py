@@ -474,7 +474,8 @@ def extract_features(
         from tqdm import tqdm
 
         done = n - sum(min(chunk_size, n - c * chunk_size) for c in todo)
-        bar = tqdm(total=n, initial=done, desc=f"{backbone} {mode}", unit="img", mininterval=1.0)
+        bar = tqdm(total=n, initial=done, desc=f"{backbone} {mode}", unit="img", mininterval=1.0,
+                   disable=None)  # None: quiet when not a terminal
     t0 = time.perf_counter()
     computed = 0
     for c in todo:

@@ -34,6 +34,7 @@ import pandas as pd
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
 
 from fusion_utils.features.backbones import Backbone
 from fusion_utils.io import atomic_path
@@ -300,7 +301,9 @@ def finetune(
         # afterwards) so that a resumed run repeats an uninterrupted one.
         with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
             torch.manual_seed(epoch_seed)
-            for x, y, _ in loader:
+            # Batches of the epoch with elapsed time and an estimate; quiet when not a terminal.
+            for x, y, _ in tqdm(loader, desc=f"epoch {epoch}/{opts.epochs}", unit="batch",
+                                leave=False, disable=None if progress else True):
                 x = x.to(dev, memory_format=memory_format)
                 y = y.to(dev)
                 optimizer.zero_grad(set_to_none=True)

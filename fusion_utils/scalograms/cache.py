@@ -252,7 +252,8 @@ class ScalogramCache:
         if progress:
             from tqdm import tqdm
 
-            bar = tqdm(total=len(paths), desc="scalogram montages", unit="rec", mininterval=1.0)
+            bar = tqdm(total=len(paths), desc="scalogram montages", unit="rec", mininterval=1.0,
+                       disable=None)  # None: quiet when not a terminal
         # Two threads beside the main one: the next batch is read while torch transforms the
         # current one, and PNGs are encoded (zlib and file I/O release the GIL) meanwhile.
         step = int(batch_size)
