@@ -1,0 +1,276 @@
+"""The real edition: manifests of the real data, committed grid results, their provenance, and
+the build's re-check of part of them.
+
+The real grid (``experiments/real.yaml``) runs the paper's experiment on the real data in
+``../shared/data`` (:func:`fusion_utils.paths.shared_data_dir`): the 1,533 PTB-XL records with one
+superclass and all 10,015 HAM10000 images at 200x150, with group-aware 70/15/15 splits. Its
+collected table is committed as ``results/real/results.parquet`` with ``PROVENANCE.json``; the
+book reads them, and the build re-computes a subset and checks it with
+:func:`check_against_committed`.
+
+Command line::
+
+    python -m fusion_utils.experiments.real_edition manifests [--data-dir DIR]
+    python -m fusion_utils.experiments.real_edition collect [--runs-dir runs/real] [--command ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from fusion_utils.paths import cache_dir, project_root, shared_data_dir
+
+__all__ = [
+    "COMPARED_METRICS",
+    "HAM_IMAGE_DIR",
+    "SPLIT_SCHEME",
+    "TOLERANCE",
+    "build_real_manifests",
+    "check_against_committed",
+    "committed_results",
+    "data_checksums",
+    "machine_description",
+    "real_manifest_path",
+    "write_provenance",
+]
+
+SPLIT_SCHEME = "group"
+"""Every patient (PTB-XL) or lesion (HAM10000) in one split, stratified 70/15/15."""
+HAM_IMAGE_DIR = "images_200x150"
+"""The HAM10000 image folder of the real edition: all 10,015 images at 200x150."""
+FRACTIONS = (0.7, 0.15, 0.15)
+COMPARED_METRICS: tuple[str, ...] = ("auroc_macro", "balanced_accuracy")
+TOLERANCE = 0.01
+"""Largest absolute difference allowed between a re-computed and the committed metric.
+
+Features are computed in float32 with a thread count that differs between machines, so sums are
+reordered; the fused classifier is a deterministic full-batch fit. Differences above 0.01 in
+macro AUROC or balanced accuracy mean a changed pipeline, not rounding."""
+
+
+def results_dir() -> Path:
+    """``<root>/results/real``: the committed results of the real grid."""
+    return project_root() / "results" / "real"
+
+
+def real_manifest_path(dataset: str) -> Path:
+    """``cache/manifests/<dataset>_real.parquet`` (the real grid's ``manifest`` entries)."""
+    return cache_dir("manifests") / f"{dataset}_real.parquet"
+
+
+def build_real_manifests(data_dir: str | os.PathLike[str] | None = None, *, seed: int = 0,
+                         out: dict[str, str | os.PathLike[str]] | None = None
+                         ) -> dict[str, pd.DataFrame]:
+    """Build and save the real edition's two manifests.
+
+    Parameters
+    ----------
+    data_dir : path-like, optional
+        Folder with ``ptbxl/`` and ``ham10000/`` (default :func:`shared_data_dir`).
+    seed : int
+        Seed of the group-aware split.
+    out : dict, optional
+        ``{dataset: path}`` to write to (default :func:`real_manifest_path`).
+
+    Returns
+    -------
+    dict
+        ``{"ptbxl": manifest, "ham10000": manifest}``.
+    """
+    from fusion_utils.data.manifest import build_manifest, save_manifest
+
+    base = Path(data_dir) if data_dir else shared_data_dir()
+    frames = {}
+    for dataset in ("ptbxl", "ham10000"):
+        df, report = build_manifest(
+            dataset, base / dataset, split_scheme=SPLIT_SCHEME, seed=seed, fractions=FRACTIONS,
+            image_dir=HAM_IMAGE_DIR if dataset == "ham10000" else None)
+        path = Path((out or {}).get(dataset) or real_manifest_path(dataset))
+        save_manifest(df, path)
+        print(report, f"\n  -> {path}", file=sys.stderr)
+        frames[dataset] = df
+    return frames
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def data_checksums(data_dir: str | os.PathLike[str] | None = None) -> dict[str, str]:
+    """sha256 of the files that pin the real data: the two tables and ``SHA256SUMS``."""
+    base = Path(data_dir) if data_dir else shared_data_dir()
+    files = ("ptbxl/ptbxl_database.csv", "ham10000/HAM10000_metadata.csv", "SHA256SUMS")
+    return {name: _sha256(base / name) for name in files if (base / name).is_file()}
+
+
+def machine_description() -> dict[str, Any]:
+    """Cores, CPU model (``/proc/cpuinfo``), memory and GPU (``torch.cuda``) of this machine."""
+    import platform
+
+    cpu = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        cpu = platform.processor()
+    mem_gib = None
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                mem_gib = round(int(line.split()[1]) / 2**20, 1)
+    except OSError:
+        pass
+    gpu = None
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            gpu = torch.cuda.get_device_name(0)
+    except ImportError:
+        pass
+    return {"cores": os.cpu_count(), "cpu_model": cpu, "memory_gib": mem_gib,
+            "gpu": gpu or "none", "platform": platform.platform(),
+            "python": platform.python_version()}
+
+
+def committed_results(path: str | os.PathLike[str] | None = None) -> pd.DataFrame:
+    """The committed results table (``results/real/results.parquet``)."""
+    path = Path(path) if path else results_dir() / "results.parquet"
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"committed real results not found: {path}; run experiments/real.yaml and "
+            "`python -m fusion_utils.experiments.real_edition collect`")
+    return pd.read_parquet(path)
+
+
+def check_against_committed(recomputed: pd.DataFrame, committed: pd.DataFrame, *,
+                            metrics: Sequence[str] = COMPARED_METRICS,
+                            tolerance: float = TOLERANCE,
+                            keys: Sequence[str] = ("config_id", "classifier")) -> pd.DataFrame:
+    """Compare re-computed results with the committed table; raise when they disagree.
+
+    Parameters
+    ----------
+    recomputed, committed : pandas.DataFrame
+        Results tables (one row per configuration and classifier, as ``collect`` writes).
+    metrics : sequence of str
+        Metric columns compared.
+    tolerance : float
+        Largest allowed absolute difference (:data:`TOLERANCE`).
+    keys : sequence of str
+        Columns identifying a row.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per compared row and metric: ``committed``, ``recomputed``, ``difference``.
+
+    Raises
+    ------
+    ValueError
+        A re-computed row has no committed counterpart, or a difference exceeds ``tolerance``
+        (the message lists the offending rows).
+    """
+    keys = list(keys)
+    for name, table in (("recomputed", recomputed), ("committed", committed)):
+        missing = [c for c in [*keys, *metrics] if c not in table.columns]
+        if missing:
+            raise ValueError(f"{name} results lack column(s) {', '.join(missing)}")
+    merged = recomputed[[*keys, *metrics]].merge(
+        committed[[*keys, *metrics]], on=keys, how="left", suffixes=("_new", "_committed"),
+        indicator=True)
+    absent = merged.loc[merged["_merge"] != "both", keys]
+    if len(absent):
+        raise ValueError("re-computed rows absent from the committed table: "
+                         + "; ".join("/".join(map(str, r)) for r in absent.to_numpy()))
+    rows = []
+    for metric in metrics:
+        new = merged[f"{metric}_new"].astype(float).to_numpy()
+        old = merged[f"{metric}_committed"].astype(float).to_numpy()
+        for i in range(len(merged)):
+            rows.append({**{k: merged[k].iloc[i] for k in keys}, "metric": metric,
+                         "committed": old[i], "recomputed": new[i],
+                         "difference": abs(new[i] - old[i])})
+    report = pd.DataFrame(rows)
+    bad = report[~(report["difference"] <= tolerance)]  # NaN differences fail too
+    if len(bad):
+        raise ValueError(
+            f"re-computed results differ from the committed table by more than {tolerance}: "
+            + "; ".join(f"{'/'.join(str(r[k]) for k in keys)} {r['metric']}: committed "
+                        f"{r['committed']:.4f}, re-computed {r['recomputed']:.4f}"
+                        for _, r in bad.iterrows()))
+    return report
+
+
+def write_provenance(results: pd.DataFrame, status: pd.DataFrame | None, *, command: str,
+                     out_dir: str | os.PathLike[str] | None = None,
+                     data_dir: str | os.PathLike[str] | None = None,
+                     not_run: Sequence[str] = (), notes: str = "") -> Path:
+    """Write ``results.parquet`` and ``PROVENANCE.json`` into ``out_dir`` (atomically)."""
+    import subprocess
+
+    from fusion_utils.io import atomic_path
+
+    out = Path(out_dir) if out_dir else results_dir()
+    out.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out / "results.parquet", suffix=".parquet") as tmp:
+        results.to_parquet(tmp, index=False)
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                                cwd=project_root(), check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        commit = "unknown"
+    timings: list[dict[str, Any]] = []
+    if status is not None and len(status):
+        for _, row in status.iterrows():
+            timings.append({k: (None if pd.isna(v) else (v.item() if isinstance(v, np.generic)
+                                                         else v))
+                            for k, v in row.items()})
+    started = [t.get("started") for t in timings if t.get("started")]
+    finished = [t.get("finished") for t in timings if t.get("finished")]
+    provenance = {
+        "command": command, "git_commit": commit,
+        "data_dir": str(Path(data_dir) if data_dir else shared_data_dir()),
+        "data_checksums_sha256": data_checksums(data_dir),
+        "machine": machine_description(),
+        "start": min(map(str, started)) if started else None,
+        "end": max(map(str, finished)) if finished else None,
+        "configurations": timings, "not_yet_run": list(not_run), "notes": notes,
+        "split_scheme": SPLIT_SCHEME, "fractions": list(FRACTIONS),
+        "ham10000_image_dir": HAM_IMAGE_DIR,
+    }
+    with atomic_path(out / "PROVENANCE.json", suffix=".json") as tmp:
+        Path(tmp).write_text(json.dumps(provenance, indent=2, default=str) + "\n")
+    return out / "PROVENANCE.json"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m fusion_utils.experiments.real_edition",
+                                     description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    man = sub.add_parser("manifests", help="build the real edition's two manifests")
+    man.add_argument("--data-dir", default="")
+    args = parser.parse_args(argv)
+    if args.cmd == "manifests":
+        build_real_manifests(args.data_dir or None)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

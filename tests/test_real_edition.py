@@ -1,0 +1,87 @@
+"""The real edition: the re-check of committed results, provenance, the real grid file."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from fusion_utils.experiments import real_edition as re_
+
+
+def _table(auroc: float, bacc: float) -> pd.DataFrame:
+    return pd.DataFrame({
+        "config_id": ["ham10000-efficientnet_lite0-bn-noaug"] * 2,
+        "classifier": ["image", "fused"],
+        "auroc_macro": [auroc, auroc + 0.02], "balanced_accuracy": [bacc, bacc + 0.05],
+    })
+
+
+def test_agreeing_results_pass_and_report_differences() -> None:
+    report = re_.check_against_committed(_table(0.85, 0.50), _table(0.855, 0.497))
+    assert len(report) == 4
+    assert report["difference"].max() == pytest.approx(0.005)
+    assert set(report["metric"]) == {"auroc_macro", "balanced_accuracy"}
+
+
+def test_disagreement_beyond_tolerance_names_the_row() -> None:
+    with pytest.raises(ValueError, match="fused balanced_accuracy: committed 0.5700, re-computed "
+                                         "0.5500"):
+        re_.check_against_committed(_table(0.85, 0.50), _table(0.85, 0.52))
+
+
+def test_tolerance_is_the_stated_one() -> None:
+    new, old = _table(0.85, 0.50), _table(0.85, 0.50)
+    old.loc[0, "auroc_macro"] += re_.TOLERANCE * 0.9
+    re_.check_against_committed(new, old)
+    old.loc[0, "auroc_macro"] += re_.TOLERANCE * 0.2
+    with pytest.raises(ValueError, match="more than 0.01"):
+        re_.check_against_committed(new, old)
+
+
+def test_missing_committed_row_and_nan_fail() -> None:
+    committed = _table(0.85, 0.5).iloc[:1]
+    with pytest.raises(ValueError, match="absent from the committed table"):
+        re_.check_against_committed(_table(0.85, 0.5), committed)
+    nan = _table(0.85, 0.5)
+    nan.loc[1, "auroc_macro"] = float("nan")
+    with pytest.raises(ValueError, match="differ"):
+        re_.check_against_committed(nan, _table(0.85, 0.5))
+
+
+def test_provenance_records_command_checksums_and_timings(tmp_path) -> None:
+    data = tmp_path / "data"
+    (data / "ptbxl").mkdir(parents=True)
+    (data / "ptbxl" / "ptbxl_database.csv").write_bytes(b"abc")
+    status = pd.DataFrame({"config_id": ["a", "b"], "state": ["done", "done"],
+                           "started": ["2026-01-01T10:00:00", "2026-01-01T11:00:00"],
+                           "finished": ["2026-01-01T10:30:00", "2026-01-01T12:00:00"],
+                           "seconds": [1800.0, 3600.0]})
+    path = re_.write_provenance(_table(0.8, 0.5), status, command="fusion-grid run x",
+                                out_dir=tmp_path / "out", data_dir=data, not_run=["c"])
+    prov = json.loads(path.read_text())
+    # sha256("abc"), an independent known answer
+    assert prov["data_checksums_sha256"] == {
+        "ptbxl/ptbxl_database.csv":
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"}
+    assert (prov["start"], prov["end"]) == ("2026-01-01T10:00:00", "2026-01-01T12:00:00")
+    assert [c["seconds"] for c in prov["configurations"]] == [1800.0, 3600.0]
+    assert prov["not_yet_run"] == ["c"] and prov["command"] == "fusion-grid run x"
+    assert prov["machine"]["cores"] >= 1 and prov["machine"]["cpu_model"]
+    back = pd.read_parquet(tmp_path / "out" / "results.parquet")
+    pd.testing.assert_frame_equal(back, _table(0.8, 0.5))
+
+
+def test_real_grid_is_the_issue_design() -> None:
+    from fusion_utils.experiments.spec import load_grid
+    from fusion_utils.paths import project_root
+
+    grid = load_grid(project_root() / "experiments" / "real.yaml")
+    ids = [c.config_id for c in grid.configurations]
+    assert len(ids) == 24
+    assert sum("-bn-" in i for i in ids) == 12
+    assert {c.axes["backbone"] for c in grid.configurations} == {
+        "efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"}
+    assert {c.manifest_path().name for c in grid.configurations} == {
+        "ptbxl_real.parquet", "ham10000_real.parquet"}
