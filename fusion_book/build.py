@@ -3,7 +3,7 @@
 ``make book`` runs ``python -m fusion_book.build``. The plan is data (:data:`CHAPTERS`):
 each chapter notebook is executed with papermill, once per dataset where it serves both, into
 ``book/executed/`` (git-ignored), which ``_toc.yml`` lists. Features, fusion and evaluation come
-from the book grid (``experiments/book.yaml``) run by :mod:`fusion_utils.experiments.grid`; one configuration
+from the book grid (``experiments/book.yaml``) run by :mod:`fusion_utils.experiments.runner`; one configuration
 per dataset is shown as the chapter. The build is fresh (``_build`` removed) and strict
 (``-W -n --keep-going``): a failing cell or any Sphinx warning fails the command.
 
@@ -122,16 +122,17 @@ def _write_unavailable(ch: Chapter, out_dir: Path) -> None:
 
 
 def _run_grid(root: Path, out_dir: Path) -> None:
-    from fusion_utils.experiments import grid
+    from fusion_utils.experiments.results import collect
+    from fusion_utils.experiments.runner import run_grid
     runs = root / "runs" / "book"
     t0 = time.perf_counter()
-    summary = grid.run_grid(root / "experiments" / "book.yaml", runs_dir=runs)
+    summary = run_grid(root / "experiments" / "book.yaml", runs_dir=runs)
     _log(f"book grid done ({time.perf_counter() - t0:.0f} s)")
     failed = summary[summary["state"] == "failed"]
     if len(failed):
         details = "; ".join(f"{r.config_id}: {r.error}" for r in failed.itertuples())
         raise RuntimeError(f"{len(failed)} book-grid configuration(s) failed: {details}")
-    grid.collect(runs, runs / "results.parquet")
+    collect(runs, runs / "results.parquet")
     for dataset, config_id in CHAPTER_CONFIG.items():
         for stem in ("03_feature_extraction", "04_fusion", "05_evaluation"):
             src = runs / config_id / f"{stem}.ipynb"

@@ -56,7 +56,7 @@ from myst_nb import glue
 
 from fusion_utils.evaluation import plots as eval_plots
 from fusion_utils.experiments import findings as grid_findings
-from fusion_utils.experiments import grid
+from fusion_utils.experiments import results as grid_results
 from fusion_utils.paths import check_dataset, project_root
 from fusion_utils.paths import runs_dir as default_runs_dir
 
@@ -65,7 +65,7 @@ pd.set_option("display.precision", 3)
 pd.set_option("display.max_colwidth", 120)
 
 
-results = grid.load_results(results_path, runs_dir, default_runs_dir("book"))
+results = grid_results.load_results(results_path, runs_dir, default_runs_dir("book"))
 if dataset:
     results = results[results["dataset"] == check_dataset(dataset)]
 if results.empty:
@@ -85,7 +85,7 @@ glue("data_label", data_label, display=False)
 # (`runs/<grid>/<config_id>/`) holds the executed feature-extraction, fusion and evaluation
 # notebooks, which the book shows for one configuration per dataset in the earlier chapters. The
 # results table has one row per configuration, metric, class (or `macro_mean`/`macro_std`) and
-# model (`image` or `fused`); its columns are documented in `fusion_utils.experiments.grid`.
+# model (`image` or `fused`); its columns are documented in `fusion_utils.experiments.results`.
 #
 # ## Figs. 2 and 3: the improvement from metadata, metric by metric
 #
@@ -199,8 +199,8 @@ if paper_runs_dir.lower() != "none":
     paper_dir = Path(paper_runs_dir) if paper_runs_dir else default_runs_dir("paper")
     if not paper_dir.is_absolute():
         paper_dir = project_root() / paper_dir
-paper = (grid.collect(paper_dir) if paper_dir is not None and paper_dir.is_dir()
-         else pd.DataFrame(columns=list(grid.RESULT_COLUMNS)))
+paper = (grid_results.collect(paper_dir) if paper_dir is not None and paper_dir.is_dir()
+         else pd.DataFrame(columns=list(grid_results.RESULT_COLUMNS)))
 if dataset and not paper.empty:
     paper = paper[paper["dataset"] == check_dataset(dataset)]
 if paper_dir is None:

@@ -97,7 +97,7 @@ def test_notebooks_04_05_write_the_run_folder(tmp_path):
     images = sum("image/png" in o.get("data", {}) for c in nb.cells for o in c.get("outputs", []))
     assert images >= 5  # bars, heatmap, box plot, ROC curves, confusion matrices
     # the grid's reader accepts what notebook 05 wrote
-    from fusion_utils.experiments.grid import results_table
+    from fusion_utils.experiments.results import results_table
 
     res = results_table(run, {"config_id": "toy", "dataset": "ptbxl"})
     rows = res["metric"].eq("auroc") & res["model"].eq("fused") & res["class"].isin(CLASSES)

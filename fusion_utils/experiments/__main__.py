@@ -2,6 +2,6 @@
 
 import sys
 
-from fusion_utils.experiments.grid import main
+from fusion_utils.experiments.cli import main
 
 sys.exit(main())

@@ -2,7 +2,7 @@
 
 Thomas (2021), sections III.B-D, states a dozen findings about when metadata helps. Each is coded
 here as a :class:`Finding` whose check reads the tidy results table of
-:func:`fusion_utils.experiments.grid.collect` and returns a :class:`Verdict`: ``reproduced``,
+:func:`fusion_utils.experiments.results.collect` and returns a :class:`Verdict`: ``reproduced``,
 ``not reproduced`` or ``not testable`` (the grid lacks the datasets, backbones or modes the
 finding is about), with the numbers behind it.
 
@@ -69,7 +69,7 @@ def _check_results(results: pd.DataFrame) -> pd.DataFrame:
     missing = required - set(results.columns)
     if missing:
         raise ValueError(f"results table lacks column(s) {', '.join(sorted(missing))}; pass the "
-                         "table of fusion_utils.experiments.grid.collect(runs_dir)")
+                         "table of fusion_utils.experiments.results.collect(runs_dir)")
     df = results.copy()
     for col in ("backbone", "mode", "augment"):
         if col not in df.columns:
@@ -97,7 +97,7 @@ def improvements(results: pd.DataFrame) -> pd.DataFrame:
     Parameters
     ----------
     results : pandas.DataFrame
-        Tidy results (:data:`fusion_utils.experiments.grid.RESULT_COLUMNS`).
+        Tidy results (:data:`fusion_utils.experiments.results.RESULT_COLUMNS`).
 
     Returns
     -------
@@ -413,7 +413,7 @@ def evaluate_findings(results: pd.DataFrame, *, tol: float = 0.5, ceiling: float
     Parameters
     ----------
     results : pandas.DataFrame
-        Tidy results (:func:`fusion_utils.experiments.grid.collect`).
+        Tidy results (:func:`fusion_utils.experiments.results.collect`).
     tol : float
         Percentage points within which a change counts as "unchanged".
     ceiling : float or None

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from fusion_utils.experiments import findings as gf
-from fusion_utils.experiments.grid import RESULT_COLUMNS
+from fusion_utils.experiments.results import RESULT_COLUMNS
 
 METRICS = ("accuracy", "specificity", "sensitivity", "precision", "f1", "informedness",
            "markedness", "mcc", "auroc")
@@ -169,13 +169,3 @@ def test_findings_markdown_marks_each_verdict_and_escapes_pipes() -> None:
     md = gf.findings_markdown(table).splitlines()
     assert md[2] == r"| 1 | a \| b (III.B) | **not reproduced** | x |"
     assert md[3] == "| 2 | c (III.C) | reproduced | y |"
-
-
-def test_load_results_explains_a_missing_table(tmp_path) -> None:
-    from fusion_utils.experiments.grid import load_results
-
-    with pytest.raises(FileNotFoundError, match="grid collect"):
-        load_results(tmp_path / "nope.parquet")
-    table = make_results()
-    table.to_parquet(tmp_path / "r.parquet")
-    assert len(load_results(tmp_path / "r.parquet")) == len(table)
