@@ -17,6 +17,18 @@ Both published releases load: v1.0.1 (21,837 records, real ages above 89) and v1
 :data:`AGE_OVER_89_VALUE` (90, the smallest age it stands for), so that age keeps its order and
 its scale in both releases; the number of replaced values is kept in
 ``df.attrs["n_age_over_89_coded"]``.
+
+What the readers check (see also ``book/own_data.md``, "What the loaders check"):
+
+* the table has the columns the book needs (``age`` and ``sex`` included), ``ecg_id`` is unique,
+  ``age`` is numeric (a text age raises :class:`~fusion_utils.errors.DataError` naming the rows);
+* SCP codes that ``scp_statements.csv`` does not list are counted, a warning names how many
+  records carry them and examples (``df.attrs["unknown_scp_codes"]``), and such a record is
+  labelled from its known codes only;
+* WFDB's missing-sample value (``-32768`` in format 16) becomes NaN, never a voltage;
+  :func:`lead_problems` finds leads with missing samples or a flat line, and
+  :func:`apply_bad_leads` applies the ``bad_leads`` policy (``"drop"``, ``"interpolate"`` or
+  ``"error"``) that the scalogram cache uses.
 """
 
 from __future__ import annotations
@@ -25,16 +37,21 @@ import ast
 import json
 import math
 import os
+import warnings
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from fusion_utils.errors import DataError, describe
+
 __all__ = [
     "ACQUISITION_COLUMNS",
     "AGE_OVER_89_CODE",
     "AGE_OVER_89_VALUE",
+    "BAD_LEADS_POLICIES",
     "DATABASE_FILE",
     "LEADS",
     "PATIENT_COLUMNS",
@@ -43,6 +60,9 @@ __all__ = [
     "SUPERCLASSES",
     "SignalFileError",
     "aggregate_superclasses",
+    "apply_bad_leads",
+    "describe_lead_problems",
+    "lead_problems",
     "load_ptbxl_table",
     "load_scp_statements",
     "load_signal",
@@ -71,14 +91,21 @@ AGE_OVER_89_CODE = 300
 AGE_OVER_89_VALUE = 90.0
 """What :func:`load_ptbxl_table` puts in place of :data:`AGE_OVER_89_CODE`."""
 
-_REQUIRED_DB_COLUMNS = ("patient_id", "scp_codes", "strat_fold", "filename_lr", "filename_hr")
+_REQUIRED_DB_COLUMNS = ("patient_id", "scp_codes", "strat_fold", "filename_lr", "filename_hr",
+                        "age", "sex")
 _REQUIRED_STATEMENT_COLUMNS = ("diagnostic", "diagnostic_class")
+# WFDB's "missing sample" value of each storage format (the most negative code; see the WFDB
+# format specification, signal(5)); wfdb-python's physical reader turns the same values into NaN.
+_MISSING_SAMPLE = {"8": -128, "16": -32768, "61": -32768, "80": -128, "160": -32768,
+                   "212": -2048, "24": -(2**23), "32": -(2**31), "310": -512, "311": -512}
+BAD_LEADS_POLICIES: tuple[str, ...] = ("drop", "interpolate", "error")
+"""What :func:`apply_bad_leads` may do with a record that has missing samples or flat leads."""
 # Bytes per sample of the WFDB storage formats PTB-XL and common writers use.
 _BYTES_PER_SAMPLE = {"8": 1.0, "16": 2.0, "24": 3.0, "32": 4.0, "61": 2.0, "80": 1.0,
                      "160": 2.0, "212": 1.5}
 
 
-class SignalFileError(ValueError):
+class SignalFileError(DataError):
     """A WFDB record cannot be read as a 12-lead PTB-XL signal (names the file and the problem)."""
 
 
@@ -90,16 +117,17 @@ def _read_csv(path: Path, what: str, **kwargs: Any) -> pd.DataFrame:
         )
     try:
         return pd.read_csv(path, **kwargs)
-    except (ValueError, pd.errors.ParserError) as exc:
-        raise ValueError(f"{path}: cannot be read as the PTB-XL {what}: {exc}") from exc
+    except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise DataError(describe(path, f"cannot be read as the PTB-XL {what}: {exc}",
+                                 "re-download the file or check that it is PTB-XL's CSV")) from exc
 
 
 def _require_columns(df: pd.DataFrame, columns: tuple[str, ...], path: Path) -> None:
     missing = [c for c in columns if c not in df.columns]
     if missing:
-        raise ValueError(
+        raise DataError(
             f"{path}: missing column(s) {', '.join(missing)}; found {', '.join(map(str, df.columns))}. "
-            "Is this PTB-XL's own file?"
+            "Is this PTB-XL's own file? (own data: add the column(s), see book/own_data.md)"
         )
 
 
@@ -122,7 +150,7 @@ def _parse_scp(text: Any, ecg_id: Any, path: Path) -> dict[str, float]:
             except (ValueError, SyntaxError):
                 value = None
     if not isinstance(value, dict):
-        raise ValueError(
+        raise DataError(
             f"{path}: scp_codes of ecg_id {ecg_id} is {text!r}, expected a dict literal such as "
             "\"{'NORM': 100.0, 'SR': 0.0}\""
         )
@@ -196,33 +224,66 @@ def load_ptbxl_table(
     df = df.set_index("ecg_id")
     if not df.index.is_unique:
         dup = df.index[df.index.duplicated()][:5].tolist()
-        raise ValueError(f"{path}: ecg_id is not unique (e.g. {dup})")
+        raise DataError(f"{path}: ecg_id is not unique (e.g. {dup})")
     statements = load_scp_statements(data_dir)
     diag = statements[pd.to_numeric(statements["diagnostic"], errors="coerce") == 1]
     code_to_class = {str(k): str(v) for k, v in diag["diagnostic_class"].items()}
     unknown = sorted(set(code_to_class.values()) - set(SUPERCLASSES))
     if unknown:
-        raise ValueError(f"{data_dir / STATEMENTS_FILE}: unknown diagnostic_class value(s) {unknown}; "
+        raise DataError(f"{data_dir / STATEMENTS_FILE}: unknown diagnostic_class value(s) {unknown}; "
                          f"expected {', '.join(SUPERCLASSES)}")
 
     df = df.copy()
     df["scp_codes"] = [_parse_scp(t, i, path) for i, t in zip(df.index, df["scp_codes"], strict=True)]
+    unknown_codes = _report_unknown_codes(df["scp_codes"], set(map(str, statements.index)), path)
     df["superclasses"] = [aggregate_superclasses(c, code_to_class, likelihood_threshold)
                           for c in df["scp_codes"]]
     df["label"] = [s[0] if len(s) == 1 else None for s in df["superclasses"]]
-    n_coded = 0
-    if "age" in df.columns:
-        age = pd.to_numeric(df["age"], errors="coerce")
-        coded = age == AGE_OVER_89_CODE
-        n_coded = int(coded.sum())
-        df["age"] = age.mask(coded, AGE_OVER_89_VALUE)
+    age = _numeric_column(df, "age", path)
+    coded = age == AGE_OVER_89_CODE
+    n_coded = int(coded.sum())
+    df["age"] = age.mask(coded, AGE_OVER_89_VALUE)
     n_table = len(df)
     if single_superclass:
         df = df[df["label"].notna()].copy()
     df.index = df.index.astype(int)
     df.attrs.update(data_dir=str(data_dir.resolve()), n_table=n_table,
-                    likelihood_threshold=likelihood_threshold, n_age_over_89_coded=n_coded)
+                    likelihood_threshold=likelihood_threshold, n_age_over_89_coded=n_coded,
+                    unknown_scp_codes=unknown_codes)
     return df
+
+
+def _numeric_column(df: pd.DataFrame, column: str, path: Path) -> pd.Series:
+    """``df[column]`` as float; blanks stay missing, any other text raises :class:`DataError`."""
+    raw = df[column]
+    values = pd.to_numeric(raw, errors="coerce")
+    bad = values.isna() & raw.notna() & (raw.astype(str).str.strip() != "")
+    if bad.any():
+        examples = {str(i): str(v) for i, v in raw[bad].head(5).items()}
+        raise DataError(describe(
+            path, f"{int(bad.sum())} value(s) are not numbers (ecg_id: value {examples})",
+            "write ages in years as numbers and leave unknown ones empty", column=column))
+    return values.astype(float)
+
+
+def _report_unknown_codes(codes: pd.Series, known: set[str], path: Path) -> dict[str, int]:
+    """Count SCP codes missing from ``scp_statements.csv``; warn with counts and examples."""
+    per_code: Counter[str] = Counter()
+    records: list[Any] = []
+    for ecg_id, record_codes in codes.items():
+        unknown = [c for c in record_codes if c not in known]
+        if unknown:
+            per_code.update(unknown)
+            records.append(ecg_id)
+    if per_code:
+        top = ", ".join(f"{c} ({n})" for c, n in per_code.most_common(5))
+        warnings.warn(
+            f"{path}: {len(records)} record(s) carry {len(per_code)} SCP code(s) that "
+            f"{STATEMENTS_FILE} does not list: {top}; e.g. ecg_id {records[:5]}. They count for "
+            "no superclass (a record with only unknown codes has no label and is dropped by "
+            "single_superclass=True); add the codes to scp_statements.csv if they are real",
+            stacklevel=3)
+    return dict(per_code)
 
 
 def record_path(data_dir: str | os.PathLike[str], ecg_id: int, sampling_rate: int = 100) -> Path:
@@ -263,6 +324,10 @@ def load_signal(
 ) -> np.ndarray:
     """Read one 12-lead record with wfdb, in mV, leads in the header's order.
 
+    Samples stored as WFDB's missing-sample value (``-32768`` in format 16, the most negative
+    code of the other formats) come back as NaN, never as a voltage; use :func:`lead_problems`
+    and :func:`apply_bad_leads` to find and handle them.
+
     Parameters
     ----------
     data_dir_or_record_base : path-like
@@ -279,7 +344,8 @@ def load_signal(
     Returns
     -------
     numpy.ndarray
-        float32, shape ``(n_samples, 12)`` (1000 at 100 Hz, 5000 at 500 Hz).
+        float32, shape ``(n_samples, 12)`` (1000 at 100 Hz, 5000 at 500 Hz); NaN where a
+        sample is missing.
 
     Raises
     ------
@@ -326,6 +392,8 @@ def load_signal(
     if np.any(gain == 0):
         raise SignalFileError(f"{hea}: a lead has ADC gain 0; cannot convert to mV")
     signal = (digital.astype(np.float64) - baseline) / gain
+    missing = np.array([_MISSING_SAMPLE.get(str(f), np.iinfo(np.int64).min) for f in header.fmt])
+    signal[digital == missing] = np.nan
     units = {str(u).lower() for u in (header.units or [])}
     if units and units != {"mv"}:
         scale = {"uv": 1e-3, "μv": 1e-3, "v": 1e3}
@@ -389,3 +457,86 @@ def _verify_checksum(base: Path, header: Any, digital: np.ndarray) -> None:
             raise SignalFileError(
                 f"{base}.dat: corrupt data: lead {header.sig_name[i]} sums to checksum "
                 f"{int(sums[i])} but the header {base.name}.hea records {int(want) % 65536}")
+
+
+def lead_problems(signal: np.ndarray) -> dict[str, list[int]]:
+    """Leads with missing samples and flat leads of one record.
+
+    Parameters
+    ----------
+    signal : numpy.ndarray
+        ``(n_samples, n_leads)``, as :func:`load_signal` returns (NaN = missing sample).
+
+    Returns
+    -------
+    dict
+        ``"missing"``: indices of leads with at least one NaN sample (or infinite value);
+        ``"flat"``: indices of leads whose finite samples are all equal (an all-zero lead, a
+        disconnected electrode) or that have no finite sample at all.
+    """
+    x = np.asarray(signal, dtype=np.float64)
+    if x.ndim != 2:
+        raise ValueError(f"signal must be (n_samples, n_leads), got shape {x.shape}")
+    finite = np.isfinite(x)
+    missing = np.flatnonzero(~finite.all(axis=0)).tolist()
+    hi = np.where(finite, x, -np.inf).max(axis=0)
+    lo = np.where(finite, x, np.inf).min(axis=0)
+    flat = np.flatnonzero(~finite.any(axis=0) | (hi == lo)).tolist()
+    return {"missing": missing, "flat": flat}
+
+
+def _lead_names(idx: list[int], n_leads: int) -> str:
+    names = LEADS if n_leads == len(LEADS) else tuple(str(i) for i in range(n_leads))
+    return ", ".join(names[i] for i in idx)
+
+
+def describe_lead_problems(problems: dict[str, list[int]], n_leads: int = 12) -> str:
+    """``"missing samples in V1, V2; flat: III"`` (empty when there is no problem)."""
+    parts = []
+    if problems["missing"]:
+        parts.append(f"missing samples in {_lead_names(problems['missing'], n_leads)}")
+    if problems["flat"]:
+        parts.append(f"flat: {_lead_names(problems['flat'], n_leads)}")
+    return "; ".join(parts)
+
+
+def apply_bad_leads(signal: np.ndarray, policy: str = "drop", *,
+                    where: str | os.PathLike[str] = "signal") -> tuple[np.ndarray | None, str]:
+    """Apply a ``bad_leads`` policy to one record.
+
+    Parameters
+    ----------
+    signal : numpy.ndarray
+        ``(n_samples, n_leads)`` in mV, NaN where a sample is missing.
+    policy : {"drop", "interpolate", "error"}
+        ``"drop"``: a record with any missing sample or flat lead is not used (returns
+        ``None``). ``"interpolate"``: missing samples are filled by linear interpolation along
+        time within their lead (ends by the nearest sample; a lead with no sample at all becomes
+        0 mV, i.e. flat); flat leads are kept as they are. ``"error"``: raise
+        :class:`~fusion_utils.errors.DataError` naming the record and the leads.
+    where : path-like
+        The record, for messages.
+
+    Returns
+    -------
+    (signal or None, problem)
+        The signal to use (``None`` when dropped) and a description of what was wrong (empty
+        when the record is clean). Callers report non-empty descriptions; nothing is silent.
+    """
+    if policy not in BAD_LEADS_POLICIES:
+        raise ValueError(f"bad_leads={policy!r}: choose one of {', '.join(BAD_LEADS_POLICIES)}")
+    problems = lead_problems(signal)
+    text = describe_lead_problems(problems, np.shape(signal)[1])
+    if not text:
+        return signal, ""
+    if policy == "error":
+        raise DataError(describe(where, text, "pass bad_leads='drop' or 'interpolate', or repair "
+                                              "the record"))
+    if policy == "drop":
+        return None, text
+    x = np.array(signal, dtype=np.float32, copy=True)
+    t = np.arange(x.shape[0])
+    for lead in problems["missing"]:
+        ok = np.isfinite(x[:, lead])
+        x[:, lead] = np.interp(t, t[ok], x[ok, lead]) if ok.any() else 0.0
+    return x, text
