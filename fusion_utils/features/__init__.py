@@ -18,15 +18,15 @@ __getattr__, __dir__, __all__ = _lazy.attach(
         ],
         "datasets": [
             "PREPROCESSING_VERSION", "ManifestImageDataset", "default_montage_params",
-            "image_source_info", "load_rgb", "resize_image"
+            "image_source_info", "load_rgb", "montage_params_for", "resize_image"
         ],
         "extraction": [
             "FEATURES_VERSION", "FeatureSet", "extract_features", "feature_cache_key",
             "manifest_hash", "precision_context", "run_features", "subsample_manifest"
         ],
         "finetune": [
-            "PAPER_BATCH_SIZE", "FinetuneOptions", "FinetuneResult", "default_num_workers",
-            "finetune", "resolve_device"
+            "OUTPUT_NETWORKS", "PAPER_BATCH_SIZE", "FinetuneOptions", "FinetuneResult",
+            "default_num_workers", "finetune", "resolve_device"
         ],
     },
 )

@@ -447,9 +447,11 @@ _TV_DEFS: Sequence[tuple[str, int, Callable[[Any], Any], str | int, dict, str]] 
      "global average pool of the 1280-channel conv (input of classifier)"),
 )
 
+# Input sizes as MATLAB's pretrained networks declare them: AlexNet 227 x 227 (MathWorks' alexnet
+# page; torchvision's AlexNet pools adaptively, so it takes 227 unchanged), the others 224.
 for _name, _dim, _parent, _attr, _kw, _desc in _TV_DEFS:
-    register_backbone(_name, feature_dim=_dim, input_size=224, library="torchvision",
-                      description=_desc)(_tv(_name, _parent, _attr, **_kw))
+    register_backbone(_name, feature_dim=_dim, input_size=227 if _name == "alexnet" else 224,
+                      library="torchvision", description=_desc)(_tv(_name, _parent, _attr, **_kw))
 
 
 @register_backbone("inception_resnet_v2", feature_dim=1536, input_size=299, library="timm",

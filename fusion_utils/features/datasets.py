@@ -2,11 +2,12 @@
 
 Each item is the network input for one manifest row: the RGB image (HAM10000: the JPEG file in
 ``path``; PTB-XL: the 12-lead scalogram montage from
-:class:`fusion_utils.scalograms.cache.ScalogramCache`), resized bilinearly to the backbone's
-square input size (the paper: "all images are resized to the required dimensions using bi-linear
-interpolation"; antialiased, as MATLAB's ``imresize`` is when shrinking), optionally augmented
-(:mod:`fusion_utils.features.augment`, seeded per record and epoch), then normalised with the backbone's
-mean and standard deviation.
+:class:`fusion_utils.scalograms.cache.ScalogramCache`, drawn directly at the backbone's input
+size, see :func:`montage_params_for`), resized bilinearly to the backbone's square input size
+(the paper: "all images are resized to the required dimensions using bi-linear interpolation";
+antialiased, as MATLAB's ``imresize`` is when shrinking), optionally augmented
+(:mod:`fusion_utils.features.augment`, seeded per record and epoch), then normalised with the
+backbone's mean and standard deviation.
 """
 
 from __future__ import annotations
@@ -30,21 +31,49 @@ __all__ = [
     "default_montage_params",
     "image_source_info",
     "load_rgb",
+    "montage_params_for",
     "resize_image",
 ]
 
-PREPROCESSING_VERSION = 1
+PREPROCESSING_VERSION = 2
 """Bumped whenever loading, resizing, augmentation or normalisation changes (cache keys)."""
 
 _REQUIRED = ("record_id", "dataset", "label", "path", "split")
 
 
-def default_montage_params(sampling_rate: float | None = None) -> Any:
+def default_montage_params(sampling_rate: float | None = None, image_size: int = 224) -> Any:
     """The paper's montage (:class:`fusion_utils.scalograms.montage.MontageParams`) for records sampled at
-    ``sampling_rate`` Hz (default 100, PTB-XL's ``records100``)."""
+    ``sampling_rate`` Hz (default 100, PTB-XL's ``records100``), ``image_size`` pixels square."""
     from fusion_utils.scalograms.montage import MontageParams
 
-    return MontageParams(fs=float(sampling_rate or 100))
+    return MontageParams(fs=float(sampling_rate or 100), image_size=int(image_size))
+
+
+def montage_params_for(input_size: int, montage_params: Any | None = None,
+                       sampling_rate: float | None = None) -> Any:
+    """The montage parameters a network of ``input_size`` pixels receives.
+
+    ``montage_params`` (a :class:`~fusion_utils.scalograms.montage.MontageParams` or its dict;
+    default the paper's at ``sampling_rate``) with ``image_size`` set to ``input_size``: every
+    network gets a montage drawn at its own size (299 for Inception-ResNet-v2, 227 for AlexNet),
+    never a 224 montage resized, so the tile edges and the per-tile bilinear resize of the
+    scalograms happen at the network's resolution. All other fields (layout, intensity scaling,
+    colormap, wavelet) are kept, so chapter 02's choices reach every network.
+    """
+    import dataclasses
+
+    from fusion_utils.scalograms.montage import MontageParams
+
+    if montage_params is None:
+        return default_montage_params(sampling_rate, image_size=input_size)
+    if isinstance(montage_params, dict):
+        montage_params = MontageParams.from_dict(montage_params)
+    if not isinstance(montage_params, MontageParams):
+        raise TypeError("montage_params must be a MontageParams, a dict of its fields or None, "
+                        f"got {type(montage_params).__name__}")
+    if montage_params.image_size == int(input_size):
+        return montage_params
+    return dataclasses.replace(montage_params, image_size=int(input_size))
 
 
 def image_source_info(dataset: str, montage_params: Any | None = None) -> dict[str, Any]:
@@ -103,8 +132,13 @@ def load_rgb(row: Any, scalogram_cache: Any | None = None) -> torch.Tensor:
 
 def resize_image(image: torch.Tensor, size: int) -> torch.Tensor:
     """Bilinear (antialiased) resize of a ``(3, H, W)`` image to ``size`` x ``size``, as float
-    in [0, 1] (uint8 input is divided by 255; float input is taken as already in [0, 1])."""
-    out = TF.resize(image, [size, size], interpolation=InterpolationMode.BILINEAR, antialias=True)
+    in [0, 1] (uint8 input is divided by 255; float input is taken as already in [0, 1]). An
+    image that already has the size is only converted (PTB-XL montages drawn at the size)."""
+    if tuple(image.shape[-2:]) == (int(size), int(size)):
+        out = image
+    else:
+        out = TF.resize(image, [size, size], interpolation=InterpolationMode.BILINEAR,
+                        antialias=True)
     if out.dtype == torch.uint8:
         return out.to(torch.float32).div_(255.0)
     return out.to(torch.float32).clamp_(0.0, 1.0)
@@ -131,7 +165,8 @@ class ManifestImageDataset(Dataset):
         labels.
     montage_params : MontageParams, optional
         How PTB-XL montages are made; default the paper's, at the manifest's
-        ``attrs["sampling_rate"]``.
+        ``attrs["sampling_rate"]``. Their ``image_size`` is replaced by ``input_size``
+        (:func:`montage_params_for`): montages are drawn at the network's size.
     scalogram_cache : object, optional
         Anything with ``get(path) -> image`` for PTB-XL rows; default
         ``ScalogramCache(params=montage_params)``, created lazily in each worker process.
@@ -176,9 +211,11 @@ class ManifestImageDataset(Dataset):
 
     @property
     def montage_params(self) -> Any:
-        """Montage parameters of PTB-XL rows (see :func:`default_montage_params`)."""
-        if self._montage_params is None:
-            self._montage_params = default_montage_params(self._sampling_rate)
+        """Montage parameters of PTB-XL rows, drawn at ``input_size`` (:func:`montage_params_for`)."""
+        if not hasattr(self._montage_params, "image_size") or (
+                self._montage_params.image_size != self.input_size):
+            self._montage_params = montage_params_for(self.input_size, self._montage_params,
+                                                      self._sampling_rate)
         return self._montage_params
 
     @classmethod

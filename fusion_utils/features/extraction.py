@@ -47,8 +47,8 @@ from fusion_utils.features.backbones import (
 from fusion_utils.features.datasets import (
     PREPROCESSING_VERSION,
     ManifestImageDataset,
-    default_montage_params,
     image_source_info,
+    montage_params_for,
 )
 from fusion_utils.io import atomic_write_json, file_sha256, save_npz_atomic, stable_hash
 from fusion_utils.paths import cache_dir
@@ -244,7 +244,8 @@ def feature_cache_key(manifest: pd.DataFrame, backbone: str, weights: Any, mode:
         "preprocessing_version": PREPROCESSING_VERSION,
         "manifest": manifest_hash(manifest),
         "images": image_source if image_source is not None else image_source_info(
-            dataset, default_montage_params(manifest.attrs.get("sampling_rate"))
+            dataset, montage_params_for(backbone_spec(backbone).input_size, None,
+                                        manifest.attrs.get("sampling_rate"))
             if dataset == "ptbxl" else None),
         "backbone": backbone,
         "weights": weights_key,
@@ -327,6 +328,7 @@ def extract_features(
     num_workers: int | None = None,
     chunk_size: int = 256,
     use_cache: bool = True,
+    montage_params: Any | None = None,
 ) -> FeatureSet:
     """Extract F(X) for every row of ``manifest`` (cached, resumable).
 
@@ -368,6 +370,11 @@ def extract_features(
         Images per cache chunk (the unit of resumption).
     use_cache : bool
         ``False`` recomputes everything and writes nothing.
+    montage_params : MontageParams or dict, optional
+        PTB-XL only: how the montages are drawn (chapter 02's parameters: layout, intensity
+        scaling, colormap, wavelet); default the paper's. Their ``image_size`` is always the
+        backbone's input size (:func:`fusion_utils.features.datasets.montage_params_for`), so a
+        299-pixel network receives montages drawn at 299 pixels.
 
     Returns
     -------
@@ -404,8 +411,12 @@ def extract_features(
     workers = default_num_workers() if num_workers is None else int(num_workers)
     ft_opts = FinetuneOptions.from_any(ft_options).resolved(dataset) if mode == "ft" else None
     ft_dict = dataclasses.asdict(ft_opts) if ft_opts is not None else None
+    montage = (montage_params_for(spec.input_size, montage_params,
+                                  manifest.attrs.get("sampling_rate"))
+               if dataset == "ptbxl" else None)
 
-    key = feature_cache_key(manifest, backbone, weights, mode, aug, seed, precision, ft_dict)
+    key = feature_cache_key(manifest, backbone, weights, mode, aug, seed, precision, ft_dict,
+                            image_source=image_source_info(dataset, montage))
     digest = stable_hash(key, length=16)
     root = Path(cache_root) if cache_root is not None else cache_dir("features")
     entry = root / f"{backbone}-{mode}-{digest}"
@@ -421,6 +432,7 @@ def extract_features(
         str(weights) if weights is not None else None, "augment": key["augment"],
         "seed": int(seed), "precision": precision, "device": str(dev), "batch_size": int(batch_size),
         "input_size": spec.input_size, "feature_dim": spec.feature_dim,
+        "montage": montage.to_dict() if montage is not None else None,
         "feature_layer": spec.description, "cache_key": key, "cache_digest": digest,
     }
     torch.backends.mkldnn.enabled = True
@@ -434,10 +446,11 @@ def extract_features(
         bb = _build(backbone, weights, seed)
         train_ds = ManifestImageDataset.for_backbone(
             manifest[manifest["split"] == "train"], bb, augment=aug, seed=seed,
-            classes=manifest.attrs.get("classes") or sorted(manifest["label"].unique()))
+            classes=manifest.attrs.get("classes") or sorted(manifest["label"].unique()),
+            montage_params=montage)
         val_ds = ManifestImageDataset.for_backbone(
             manifest[manifest["split"] == "val"], bb, augment=aug, seed=seed,
-            classes=train_ds.classes)
+            classes=train_ds.classes, montage_params=montage)
         t0 = time.perf_counter()
         result = finetune(bb, train_ds, val_ds, options=ft_opts, seed=seed, device=dev,
                           checkpoint_dir=ck_dir if use_cache else None, num_workers=workers,
@@ -453,7 +466,8 @@ def extract_features(
     info["ft_seconds"] = ft_seconds
 
     ds = ManifestImageDataset.for_backbone(manifest, bb, augment=aug, seed=seed,
-                                           classes=sorted(set(manifest["label"].astype(str))))
+                                           classes=sorted(set(manifest["label"].astype(str))),
+                                           montage_params=montage)
     # BatchNorm folded into the convolutions: same features (to float rounding), ~25% faster.
     model = fold_batchnorm(bb.features).to(dev).to(memory_format=torch.channels_last)
     n = len(ds)

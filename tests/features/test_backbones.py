@@ -23,7 +23,7 @@ DIMS = {
     "efficientnet_lite0": 1280, "efficientnet_lite1": 1280, "efficientnet_lite2": 1280,
 }
 INPUT = {name: 224 for name in DIMS} | {"inception_resnet_v2": 299, "efficientnet_lite1": 240,
-                                        "efficientnet_lite2": 260}
+                                        "efficientnet_lite2": 260, "alexnet": 227}
 
 
 @pytest.fixture(autouse=True)

@@ -129,3 +129,56 @@ def test_boundary_errors(tmp_path) -> None:
     bad.loc[0, "path"] = str(tmp_path / "missing.jpg")
     with pytest.raises(FileNotFoundError, match="missing.jpg"):
         ManifestImageDataset(bad)[0]
+
+
+def _ecg(seed: int = 0) -> np.ndarray:
+    """10 s of a 12-lead signal at 100 Hz: beats plus noise, different per lead."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(1000) / 100.0
+    beats = np.exp(-((t[:, None] % 0.8 - 0.3) ** 2) / 2e-4) * rng.uniform(0.5, 2.0, 12)
+    return beats + 0.05 * rng.standard_normal((1000, 12)) + np.sin(2 * np.pi * 0.3 * t)[:, None]
+
+
+@pytest.mark.parametrize("size", [224, 227, 299])
+def test_ptbxl_montage_is_drawn_at_the_network_size(tmp_path, monkeypatch, size) -> None:
+    """A 299-pixel network gets a montage drawn at 299 pixels, not the 224 montage resized."""
+    from fusion_utils.scalograms.cache import ScalogramCache
+    from fusion_utils.scalograms.montage import MontageParams, record_to_montage
+
+    signal = _ecg()
+    monkeypatch.setenv("FUSION_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(ScalogramCache, "_load_signal", lambda self, path: signal)
+    df = pd.DataFrame({"record_id": ["1"], "dataset": ["ptbxl"], "label": ["NORM"],
+                       "path": [str(tmp_path / "records100" / "00000" / "00001_lr")],
+                       "split": ["test"]})
+    chapter02 = MontageParams(layout="6x2", colormap="viridis")  # image_size 224
+    ds = ManifestImageDataset(df, input_size=size, mean=(0, 0, 0), std=(1, 1, 1),
+                              montage_params=chapter02)
+    assert ds.montage_params == MontageParams(layout="6x2", colormap="viridis", image_size=size)
+    assert ds.scalogram_cache.params.image_size == size
+    img = ds.image(0)
+    assert img.shape == (3, size, size)
+    drawn = record_to_montage(signal, ds.montage_params)
+    np.testing.assert_array_equal((img * 255).round().to(torch.uint8).permute(1, 2, 0).numpy(),
+                                  drawn)
+    if size != 224:
+        resized = resize_image(torch.from_numpy(record_to_montage(signal, chapter02))
+                               .permute(2, 0, 1), size)
+        assert float((resized - img).abs().mean()) > 0.01
+
+
+def test_dataset_for_each_backbone_yields_its_input_size(tmp_path) -> None:
+    from fusion_utils.features.backbones import backbone_spec
+    from fusion_utils.features.datasets import montage_params_for
+
+    expected = {"alexnet": 227, "inception_resnet_v2": 299, "resnet50": 224, "vgg16": 224}
+    df = _manifest(tmp_path, n=3)
+    for name, size in expected.items():
+        spec = backbone_spec(name)
+        assert spec.input_size == size
+        ds = ManifestImageDataset(df, input_size=spec.input_size)
+        assert ds[0][0].shape == (3, size, size)
+        assert ds.montage_params.image_size == size
+        assert montage_params_for(size).image_size == size
+    assert (image_source_info("ptbxl", montage_params_for(299))["montage_key"]
+            != image_source_info("ptbxl", montage_params_for(224))["montage_key"])
