@@ -66,9 +66,8 @@ from fusion_utils.features import extraction as features
 from fusion_utils.features.augment import AugmentParams
 from fusion_utils.features.datasets import ManifestImageDataset
 from fusion_utils.features.finetune import PAPER_BATCH_SIZE
-from fusion_utils.fusion.train import resolve_run_dir
-from fusion_utils.io import atomic_write_json
 from fusion_utils.paths import check_dataset, resolve_data_dir
+from fusion_utils.run_folder import RunFolder
 
 t_start = time.perf_counter()
 dataset = check_dataset(dataset)
@@ -81,10 +80,10 @@ except FileNotFoundError:  # notebook 01 has not run: build the manifest with it
     manifest.save_manifest(cohort, path)
     print(f"built the missing manifest from {folder}:\n{report}")
 cohort = features.subsample_manifest(cohort, max_images, seed=seed)
-run = resolve_run_dir(dataset, run_dir)
+run = RunFolder.for_notebook(dataset, run_dir)
 ft_batch = batch_size or PAPER_BATCH_SIZE[dataset]
 display(Markdown(f"**Cohort:** `{dataset}`, {len(cohort)} records from `{path}`; "
-                 f"run folder `{run}`."))
+                 f"run folder `{run.path}`."))
 manifest.split_table(cohort)
 
 # %% [markdown]
@@ -232,7 +231,7 @@ plt.show()
 # costs only the file read). `features.npz` in the run folder is what the fusion chapter reads.
 
 # %%
-out_path = fs.save(run / "features.npz")
+out_path = run.write_features(fs)
 timings = {
     "fine_tuning_s": info.get("ft_seconds", 0.0),
     "extraction_s": info["seconds"],
@@ -242,9 +241,16 @@ timings = {
     "device": info["device"],
     "threads": torch.get_num_threads(),
 }
-atomic_write_json(run / "feature_timings.json", timings)
+timings_path = run.write_feature_timings(timings)
+run.record("features", {
+    "backbone": backbone, "weights": weights, "weights_tag": info.get("weights"), "mode": mode,
+    "augment": info.get("augment", augment), "epochs": epochs if mode == "ft" else None,
+    "batch_size": batch_size, "ft_batch_size": ft_batch if mode == "ft" else None,
+    "precision": precision, "max_images": max_images, "seed": seed, "device": info["device"],
+    "n_records": len(fs), "feature_dim": int(fs.X.shape[1]),
+}, dataset=dataset, manifest_path=path)
 display(pd.Series(timings, name="value").to_frame())
-print(f"wrote {out_path} and {run / 'feature_timings.json'}")
+print(f"wrote {out_path}, {timings_path} and {run.run_json}")
 
 # %% [markdown]
 # ## Summary

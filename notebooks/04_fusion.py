@@ -51,17 +51,19 @@ import pandas as pd
 from IPython.display import Markdown, display
 
 from fusion_utils.data.manifest import default_manifest_path, load_manifest
-from fusion_utils.features.extraction import FeatureSet
 from fusion_utils.fusion import train as fusion
 from fusion_utils.paths import check_dataset
+from fusion_utils.run_folder import RunFolder
 
 dataset = check_dataset(dataset)
-run = fusion.resolve_run_dir(dataset, run_dir)
-features = FeatureSet.load(run / "features.npz")
-manifest = load_manifest(manifest_path or default_manifest_path(dataset))
+run = RunFolder.for_notebook(dataset, run_dir)
+features = run.read_features()
+manifest_file = manifest_path or default_manifest_path(dataset)
+manifest = load_manifest(manifest_file)
 columns = [c.strip() for c in metadata_columns.split(",") if c.strip()] or None
 print(f"{len(features)} records, {features.X.shape[1]} image features "
-      f"({features.info.get('backbone', '?')}, {features.info.get('mode', '?')}); run folder {run}")
+      f"({features.info.get('backbone', '?')}, {features.info.get('mode', '?')}); "
+      f"run folder {run.path}")
 pd.Series(features.split).value_counts().rename("records").to_frame()
 
 # %% [markdown]
@@ -138,7 +140,8 @@ plt.show()
 # extracting features with a CNN: adding metadata is nearly free. The run's own figures:
 
 # %%
-timings = fusion.write_run(run, result, features.info)
+timings = fusion.write_run(run, result, features.info, manifest_path=manifest_file,
+                           dataset=dataset)
 cost = pd.Series({"feature extraction (s)": timings["extraction"],
                   "fine-tuning (s)": timings["finetune"],
                   "image-only classifier fit (s)": timings["fit_image"],
@@ -150,8 +153,9 @@ extra = timings["fit_fused"] - timings["fit_image"]
 display(Markdown(
     f"Adding {len(encoder.get_feature_names_out())} metadata columns changed the classifier's "
     f"training time by {extra:+.2f} s; extracting the features took "
-    f"{timings['extraction'] or float('nan'):.1f} s. Written to `{run}`: "
-    "`predictions.parquet`, `classifier_image.npz`, `classifier_fused.npz`, `timings.json`."))
+    f"{timings['extraction'] or float('nan'):.1f} s. Written to `{run.path}`: "
+    "`predictions.parquet`, `classifier_image.npz`, `classifier_fused.npz`, `timings.json` and "
+    "the fusion parameters (metadata columns, encoding, classifier settings) in `run.json`."))
 
 # %% [markdown]
 # ## Summary

@@ -44,16 +44,15 @@ from IPython.display import Markdown, display
 
 from fusion_utils.evaluation import metrics, significance
 from fusion_utils.evaluation import plots as eval_plots
-from fusion_utils.fusion import train as fusion
-from fusion_utils.io import atomic_path
 from fusion_utils.paths import check_dataset
+from fusion_utils.run_folder import RunFolder
 
 dataset = check_dataset(dataset)
-run = fusion.resolve_run_dir(dataset, run_dir)
-label = config_label or run.name
-predictions = pd.read_parquet(run / "predictions.parquet")
-prob_cols = [c for c in predictions.columns if c.startswith("prob.")]
-classes = [c.removeprefix("prob.") for c in prob_cols]
+run = RunFolder.for_notebook(dataset, run_dir)
+label = config_label or run.path.name
+predictions = run.read_predictions()
+classes = run.prediction_classes(predictions)
+prob_cols = [f"prob.{c}" for c in classes]
 test = predictions[predictions["split"] == "test"]
 image = test[test["model"] == "image"].set_index("record_id")
 fused = test[test["model"] == "fused"].set_index("record_id").loc[image.index]
@@ -120,7 +119,7 @@ plt.show()
 # test records with replacement, separately within each true class (so each class keeps its
 # count), `n_bootstrap` times with a fixed seed, recompute every macro metric for both
 # classifiers on the same resample, and report the 2.5th and 97.5th percentiles (percentile
-# intervals). The row `fused-image` is the paired difference; an interval that excludes 0 is a
+# intervals). The row `fused - image` is the paired difference; an interval that excludes 0 is a
 # difference unlikely to be resampling noise.
 
 # %%
@@ -175,20 +174,20 @@ plt.show()
 # numbers are counts.
 
 # %%
-with atomic_path(run / "metrics.parquet") as tmp:
-    table[["metric", "class", "model", "value"]].to_parquet(tmp, index=False)
-with atomic_path(run / "significance.parquet") as tmp:
-    sig[["class", "auc_image", "auc_fused", "diff", "p_value", "stars"]].to_parquet(tmp,
-                                                                                    index=False)
-with atomic_path(run / "bootstrap_ci.parquet") as tmp:
-    ci.to_parquet(tmp, index=False)
+run.write_metrics(table)
+run.write_table("significance.parquet",
+                sig[["class", "auc_image", "auc_fused", "diff", "p_value", "stars"]])
+run.write_table("bootstrap_ci.parquet", ci)
+run.record("evaluation", {"n_bootstrap": n_bootstrap, "bootstrap_seed": seed,
+                          "config_label": label}, dataset=dataset)
 better = int((improvement["improvement"] > 0).sum())
 n_sig = int((sig["p_value"] <= 0.05).sum())
 display(Markdown(
     f"With metadata, {better} of {len(improvement)} macro metrics improve; the macro AUROC "
     f"changes by {improvement.loc['auroc', 'improvement']:+.1f} percentage points, and "
     f"{n_sig} of {len(classes)} classes have a significant AUROC change (DeLong, p <= 0.05). "
-    f"Written to `{run}`: `metrics.parquet`, `significance.parquet`, `bootstrap_ci.parquet`."))
+    f"Written to `{run.path}`: `metrics.parquet`, `significance.parquet`, "
+    "`bootstrap_ci.parquet`."))
 
 # %% [markdown]
 # ## Summary

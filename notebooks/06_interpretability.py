@@ -284,9 +284,8 @@ if data is not None:
     perm = interpret.grouped_permutation_importance(
         main.fused, data.X[test], data.labels[test], groups_all, classes=main.fused.classes,
         n_repeats=n_repeats, seed=seed)
-    params = interpret.run_parameters(main.run_dir)
-    clf = SoftmaxClassifier(**{k: params[k] for k in ("l2", "standardize", "max_epochs", "tol")
-                               if k in params})
+    params = interpret.run_parameters(main.run_dir, "fusion")["classifier"]
+    clf = SoftmaxClassifier(**{k: params[k] for k in ("l2", "standardize", "max_epochs", "tol")})
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # unpenalised refits on separable data may stop early
         ablation = interpret.drop_column_ablation(

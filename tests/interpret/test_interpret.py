@@ -217,9 +217,7 @@ def test_reading_comparison_ranks():
 
 
 def test_load_run_and_find_runs(tmp_path):
-    import json
-
-    from fusion_utils.io import save_npz_atomic
+    from fusion_utils.run_folder import RunFolder
 
     run = tmp_path / "runs" / "ptbxl-x-ft-aug"
     img = I.ClassifierWeights(np.ones((3, 2)), np.zeros(3), np.array(["img.0000", "img.0001"]),
@@ -228,8 +226,7 @@ def test_load_run_and_find_runs(tmp_path):
                                 np.array(["img.0000", "img.0001", "age"]), CLASSES)
     img.save(run / "classifier_image.npz")
     fused.save(run / "classifier_fused.npz")
-    save_npz_atomic(run / "features.npz", info=np.array(
-        '{"backbone": "vgg16", "mode": "ft", "augment": true}'))
+    RunFolder(run).record("features", {"backbone": "vgg16", "mode": "ft", "augment": True})
     other = tmp_path / "runs" / "ham"
     I.ClassifierWeights(np.ones((2, 1)), np.zeros(2), np.array(["age"]),
                         np.array(["nv", "mel"])).save(other / "classifier_fused.npz")
@@ -239,10 +236,9 @@ def test_load_run_and_find_runs(tmp_path):
     assert rw.label == "vgg16 FT aug"
     assert rw.fused.blocks.meta_names.tolist() == ["age"]
     assert I.find_runs(tmp_path / "nothing") == []
-    # features.py stores the augmentation as None (without) or as its description (with)
+    # run.json stores the augmentation as None (without) or as its description (with)
     for aug, expected in ((None, "noaug"), ({"max_shift": 30}, "aug"), (False, "noaug")):
-        save_npz_atomic(run / "features.npz", info=np.array(json.dumps(
-            {"backbone": "vgg16", "mode": "bn", "augment": aug})))
+        RunFolder(run).record("features", {"backbone": "vgg16", "mode": "bn", "augment": aug})
         rw = I.load_run(run)
         assert rw.label == f"vgg16 BN {expected}" and rw.augmented == (expected == "aug")
 
@@ -288,16 +284,6 @@ def test_permutation_importance_any_class_order_and_stored_weights():
     for other in (b, c):
         np.testing.assert_allclose(other["importance_mean"], a["importance_mean"], atol=1e-9)
         assert other["baseline"].iloc[0] == pytest.approx(a["baseline"].iloc[0])
-
-
-def test_run_parameters_reads_papermill_metadata(tmp_path):
-    import json
-
-    nb = {"cells": [], "metadata": {"papermill": {"parameters": {"encoding": "onehot", "l2": 0.01}}},
-          "nbformat": 4, "nbformat_minor": 5}
-    (tmp_path / "04_fusion.ipynb").write_text(json.dumps(nb))
-    assert I.run_parameters(tmp_path) == {"encoding": "onehot", "l2": 0.01}
-    assert I.run_parameters(tmp_path / "missing") == {}
 
 
 def test_stored_weights_give_zero_probability_to_untrained_class():
