@@ -14,6 +14,6 @@ __version__ = "0.1.0"
 __getattr__, __dir__, __all__ = _lazy.attach(
     __name__,
     submodules=["data", "evaluation", "experiments", "features", "fusion", "interpret", "io",
-                "notebook_runner", "paths", "scalograms"],
+                "notebook_runner", "paths", "run_folder", "scalograms"],
 )
 __all__ += ["__version__"]

@@ -8,6 +8,7 @@ the column names (``img.0000`` ... then the encoder's names such as ``age``,
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -17,13 +18,12 @@ import pandas as pd
 
 __all__ = [
     "align_metadata",
-    "class_order",
     "default_run_dir",
     "feature_matrix",
     "fuse",
+    "manifest_classes",
     "metadata_frame",
     "resolve_run_dir",
-    "save_classifier",
     "train_image_and_fused",
     "write_run",
 ]
@@ -132,19 +132,17 @@ def fuse(features: Any, metadata: pd.DataFrame | None, encoder: Any) -> tuple[np
 
 def default_run_dir(dataset: str) -> Path:
     """Run folder used when a notebook's ``run_dir`` is empty: ``<root>/runs/single/<dataset>``."""
-    from fusion_utils.paths import check_dataset, runs_dir
+    from fusion_utils.run_folder import RunFolder
 
-    return runs_dir("single") / check_dataset(dataset)
+    return RunFolder.for_notebook(dataset, None).path
 
 
 def resolve_run_dir(dataset: str, run_dir: str | None) -> Path:
-    """A notebook's ``run_dir`` parameter: empty means :func:`default_run_dir`."""
-    from fusion_utils.paths import project_root
+    """A notebook's ``run_dir`` parameter: empty means :func:`default_run_dir`
+    (:meth:`fusion_utils.run_folder.RunFolder.for_notebook`)."""
+    from fusion_utils.run_folder import RunFolder
 
-    if run_dir is None or str(run_dir).strip() == "":
-        return default_run_dir(dataset)
-    path = Path(run_dir).expanduser()
-    return path if path.is_absolute() else project_root() / path
+    return RunFolder.for_notebook(dataset, run_dir).path
 
 
 def _ordered_proba(model: Any, X: np.ndarray, classes: Sequence[str]) -> np.ndarray:
@@ -158,43 +156,36 @@ def _ordered_proba(model: Any, X: np.ndarray, classes: Sequence[str]) -> np.ndar
     return out
 
 
-def _ordered_weights(model: Any, classes: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-    fitted = [str(c) for c in model.classes_]
-    d = model.coef_.shape[1]
-    coef = np.full((len(classes), d), np.nan)  # a class absent from training: NaN row
-    intercept = np.full(len(classes), np.nan)
-    for k, c in enumerate(classes):
-        if c in fitted:
-            coef[k], intercept[k] = model.coef_[fitted.index(c)], model.intercept_[fitted.index(c)]
-    return coef, intercept
+def manifest_classes(manifest: pd.DataFrame, labels: Sequence[str] | None = None) -> list[str]:
+    """The class order of a manifest's dataset (:func:`fusion_utils.data.manifest.class_order`).
+
+    The dataset comes from ``manifest.attrs['dataset']`` or the ``dataset`` column; ``labels``
+    outside that order are refused.
+    """
+    from fusion_utils.data.manifest import class_order
+
+    dataset = manifest.attrs.get("dataset") if hasattr(manifest, "attrs") else None
+    if not dataset:
+        found = (sorted(set(manifest["dataset"].astype(str)))
+                 if "dataset" in manifest.columns else [])
+        if len(found) != 1:
+            raise ValueError("the manifest names no single dataset (attrs['dataset'] or a "
+                             f"'dataset' column; found {found}): build it with build_manifest")
+        dataset = found[0]
+    classes = [str(c) for c in class_order(str(dataset))]
+    if labels is not None:
+        unknown = sorted({str(x) for x in labels} - set(classes))
+        if unknown:
+            raise ValueError(f"label(s) {unknown} are not {dataset} classes ({classes})")
+    return classes
 
 
-def save_classifier(path: Any, model: Any, feature_names: Sequence[str], classes: Sequence[str],
-                    X_train: np.ndarray) -> Any:
-    """Write ``classifier_{image,fused}.npz`` (ARCHITECTURE.md): ``coef`` (classes x features,
-    rows in ``classes`` order; NaN for a class absent from training), ``intercept``,
-    ``feature_names``, ``classes``, ``feature_std``
-    (per-feature std of the training matrix)."""
-    from fusion_utils.io import save_npz_atomic
-
-    coef, intercept = _ordered_weights(model, classes)
-    return save_npz_atomic(path, coef=coef, intercept=intercept,
-                           feature_names=np.asarray(feature_names, dtype=str),
-                           classes=np.asarray(classes, dtype=str),
-                           feature_std=np.asarray(X_train, dtype=np.float64).std(axis=0))
-
-
-def class_order(manifest: pd.DataFrame, labels: Sequence[str]) -> list[str]:
-    """Class order: the manifest's ``attrs['classes']``, else the dataset's, else sorted labels."""
-    classes = manifest.attrs.get("classes") if hasattr(manifest, "attrs") else None
-    if classes:
-        return [str(c) for c in classes]
-    datasets = set(manifest["dataset"].astype(str)) if "dataset" in manifest.columns else set()
-    if datasets == {"ptbxl"}:
-        return ["NORM", "MI", "STTC", "CD", "HYP"]
-    if datasets == {"ham10000"}:
-        return ["akiec", "bcc", "bkl", "df", "mel", "nv", "vasc"]
-    return sorted({str(x) for x in labels})
+def _classifier_settings(model: Any) -> dict[str, Any]:
+    """The classifier's parameters as ``run.json`` records them (dtype by name)."""
+    params = dict(model.get_params())
+    if "dtype" in params:
+        params["dtype"] = np.dtype(params["dtype"]).name
+    return params
 
 
 def train_image_and_fused(features: Any, manifest: pd.DataFrame, *,
@@ -207,7 +198,8 @@ def train_image_and_fused(features: Any, manifest: pd.DataFrame, *,
     features : FeatureSet
         ``ids``, ``labels``, ``split``, ``X``, ``feature_names``.
     manifest : DataFrame
-        The cohort manifest (``record_id`` and ``meta.*`` columns).
+        The cohort manifest (``record_id`` and ``meta.*`` columns; its dataset gives the class
+        order, :func:`manifest_classes`).
     metadata_columns : sequence of str, optional
         Metadata columns to fuse (default: all ``meta.*``).
     encoding : str
@@ -220,7 +212,9 @@ def train_image_and_fused(features: Any, manifest: pd.DataFrame, *,
     dict
         ``classes``, ``encoder``, ``models`` ({"image", "fused"}), ``matrices``
         ({"image": (X, names), "fused": (H, names)}), ``train`` (boolean mask),
-        ``predictions`` (tidy frame, every split) and ``fit`` (per-model fit summary).
+        ``predictions`` (tidy frame, every split), ``fit`` (per-model fit summary) and
+        ``parameters`` (``metadata_columns`` without ``meta.``, ``encoding`` and ``classifier``:
+        every classifier setting; :func:`write_run` records them in ``run.json``).
     """
     from fusion_utils.fusion.metadata import MetadataEncoder
     from fusion_utils.fusion.softmax import SoftmaxClassifier
@@ -234,7 +228,7 @@ def train_image_and_fused(features: Any, manifest: pd.DataFrame, *,
     meta = align_metadata(features, manifest, metadata_columns)
     encoder = MetadataEncoder(encoding=encoding).fit(meta[train])
     H, fused_names = fuse(features, meta, encoder)
-    classes = class_order(manifest, labels)
+    classes = manifest_classes(manifest, labels)
     params = dict(classifier_params or {})
     matrices = {"image": (X.astype(np.float64), img_names), "fused": (H, fused_names)}
     models, fits, frames = {}, {}, []
@@ -251,31 +245,41 @@ def train_image_and_fused(features: Any, manifest: pd.DataFrame, *,
         for k, c in enumerate(classes):
             frame[f"prob.{c}"] = proba[:, k]
         frames.append(frame)
+    parameters = {"metadata_columns": [str(c).removeprefix("meta.") for c in meta.columns],
+                  "encoding": str(encoding),
+                  "classifier": _classifier_settings(models["fused"])}
     return {"classes": classes, "encoder": encoder, "models": models, "matrices": matrices,
-            "train": train, "predictions": pd.concat(frames, ignore_index=True), "fit": fits}
+            "train": train, "predictions": pd.concat(frames, ignore_index=True), "fit": fits,
+            "parameters": parameters}
 
 
-def write_run(run_dir: Any, result: dict[str, Any], extraction_info: dict[str, Any] | None = None
-              ) -> dict[str, Any]:
-    """Write ``predictions.parquet``, ``classifier_{image,fused}.npz`` and ``timings.json``.
+def write_run(run_dir: Any, result: dict[str, Any], extraction_info: dict[str, Any] | None = None,
+              *, manifest_path: str | os.PathLike[str] | None = None,
+              dataset: str | None = None) -> dict[str, Any]:
+    """Write notebook 04's part of the run folder through :class:`~fusion_utils.run_folder.RunFolder`.
+
+    ``predictions.parquet``, ``classifier_{image,fused}.npz``, ``timings.json`` and the
+    ``fusion`` stage of ``run.json`` (``result["parameters"]``: metadata columns, encoding,
+    classifier settings; plus the manifest's path and hash when ``manifest_path`` is given).
 
     Returns the timings written (seconds): ``extraction`` (features info ``seconds``),
     ``finetune`` (``ft_seconds``), ``fit_image``, ``fit_fused`` and each fit's summary.
     """
-    from fusion_utils.io import atomic_path, atomic_write_json
+    from fusion_utils.fusion.classifier_io import classifier_from_estimator
+    from fusion_utils.run_folder import RunFolder
 
-    run = Path(run_dir)
-    run.mkdir(parents=True, exist_ok=True)
-    with atomic_path(run / "predictions.parquet") as tmp:
-        result["predictions"].to_parquet(tmp, index=False)
+    run = run_dir if isinstance(run_dir, RunFolder) else RunFolder(run_dir)
+    info = extraction_info or {}
+    run.write_predictions(result["predictions"])
     for name, model in result["models"].items():
         M, names = result["matrices"][name]
-        save_classifier(run / f"classifier_{name}.npz", model, names, result["classes"],
-                        M[result["train"]])
-    info = extraction_info or {}
+        run.write_classifier(name, classifier_from_estimator(model, names, result["classes"],
+                                                             M[result["train"]]))
     timings = {"extraction": info.get("seconds"), "finetune": info.get("ft_seconds"),
                "fit_image": result["fit"]["image"]["fit_seconds"],
                "fit_fused": result["fit"]["fused"]["fit_seconds"],
                "classifier": result["fit"]}
-    atomic_write_json(run / "timings.json", timings)
+    run.write_timings(timings)
+    run.record("fusion", {**result["parameters"], "classes": list(result["classes"])},
+               dataset=dataset or info.get("dataset"), manifest_path=manifest_path)
     return timings

@@ -1,4 +1,7 @@
-"""Reading a run folder for the interpretability chapter: weights, features and the fused data.
+"""Reading a run folder for the interpretability chapter: weights, parameters and the fused data.
+
+Every file is read through :class:`fusion_utils.run_folder.RunFolder`; a run's parameters come
+from its ``run.json`` only.
 """
 
 from __future__ import annotations
@@ -12,7 +15,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from fusion_utils.interpret.weights import _META_PREFIX, ClassifierWeights, feature_groups
+from fusion_utils.interpret.weights import _META_PREFIX, ClassifierWeights
+from fusion_utils.run_folder import RunFolder
 
 __all__ = ['FusedData', 'RunWeights', 'find_runs', 'load_fused_data', 'load_run', 'run_parameters']
 
@@ -29,10 +33,11 @@ class RunWeights:
     ----------
     run_dir : pathlib.Path
     label : str
-        Backbone (and mode/augmentation) from ``features.npz`` info, else the folder name.
+        Backbone (and mode/augmentation) from ``run.json``, else the folder name.
     image, fused : ClassifierWeights
     info : dict
-        ``features.npz`` info (empty when absent).
+        The run's parameters (:meth:`~fusion_utils.run_folder.RunFolder.parameters`; empty
+        when the run has no ``run.json``).
     """
 
     run_dir: Path
@@ -43,12 +48,12 @@ class RunWeights:
 
     @property
     def mode(self) -> str:
-        """``"bn"`` or ``"ft"`` from the features' info (``""`` when unknown)."""
+        """``"bn"`` or ``"ft"`` from the run's parameters (``""`` when unknown)."""
         return str(self.info.get("mode") or "").lower()
 
     @property
     def augmented(self) -> bool:
-        """Whether the features were extracted with augmentation (info ``augment``: ``None``
+        """Whether the features were extracted with augmentation (``augment``: ``None``
         or ``False`` without, a description of the augmentation or ``True`` with)."""
         return _is_augmented(self.info.get("augment"))
 
@@ -59,39 +64,29 @@ def _is_augmented(value: Any) -> bool:
     return bool(value)
 
 
-def _read_feature_info(path: Path) -> dict:
-    import json
-
-    if not path.is_file():
-        return {}
-    with np.load(path, allow_pickle=False) as z:
-        if "info" not in z.files:
-            return {}
-        raw = z["info"]
-    text = raw.item() if raw.shape == () else str(raw)
-    if isinstance(text, bytes):
-        text = text.decode("utf-8")
-    try:
-        return dict(json.loads(text))
-    except (TypeError, ValueError):
-        return {}
+def _label(params: dict[str, Any], fallback: str) -> str:
+    if not params.get("backbone"):
+        return fallback
+    parts = [str(params["backbone"])]
+    if params.get("mode"):
+        parts.append(str(params["mode"]).upper())
+    parts.append("aug" if _is_augmented(params.get("augment")) else "noaug")
+    return " ".join(parts)
 
 
 def load_run(run_dir: str | os.PathLike[str]) -> RunWeights:
-    """Load ``classifier_image.npz``, ``classifier_fused.npz`` and the features' info of a run."""
-    run = Path(run_dir)
-    image = ClassifierWeights.load(run / "classifier_image.npz")
-    fused = ClassifierWeights.load(run / "classifier_fused.npz")
-    info = _read_feature_info(run / "features.npz")
-    if info.get("backbone"):
-        parts = [str(info["backbone"])]
-        if info.get("mode"):
-            parts.append(str(info["mode"]).upper())
-        parts.append("aug" if _is_augmented(info.get("augment")) else "noaug")
-        label = " ".join(parts)
-    else:
-        label = run.name
-    return RunWeights(run_dir=run, label=label, image=image, fused=fused, info=info)
+    """Load a run's two classifiers and its parameters (``run.json``, through
+    :class:`~fusion_utils.run_folder.RunFolder`).
+
+    The label is "backbone MODE aug/noaug" from ``run.json``; a run without ``run.json`` (its
+    classifiers written by hand) is labelled by its folder name and has empty ``info``.
+    """
+    run = RunFolder(run_dir)
+    image = run.read_classifier("image")
+    fused = run.read_classifier("fused")
+    info = run.parameters() if run.has("run.json") else {}
+    return RunWeights(run_dir=run.path, label=_label(info, run.path.name), image=image,
+                      fused=fused, info=info)
 
 
 def find_runs(root: str | os.PathLike[str], classes: Sequence[str] | None = None) -> list[Path]:
@@ -106,29 +101,30 @@ def find_runs(root: str | os.PathLike[str], classes: Sequence[str] | None = None
     out = []
     for f in sorted(root.rglob("classifier_fused.npz")):
         if classes is not None:
-            with np.load(f, allow_pickle=False) as z:
-                if sorted(z["classes"].astype(str)) != sorted(map(str, classes)):
-                    continue
+            fused = RunFolder(f.parent).read_classifier("fused")
+            if sorted(fused.classes.astype(str)) != sorted(map(str, classes)):
+                continue
         out.append(f.parent)
     return out
 
 
-def run_parameters(run_dir: str | os.PathLike[str], stem: str = "04_fusion") -> dict[str, Any]:
-    """The papermill parameters of an executed notebook kept in a run folder (``{}`` if none).
+def run_parameters(run_dir: str | os.PathLike[str], stage: str | None = None) -> dict[str, Any]:
+    """The parameters that produced a run, read from its ``run.json`` only.
 
-    The grid runner keeps ``<run_dir>/<stem>.ipynb``; papermill records the injected parameters
-    in its metadata (``metadata.papermill.parameters``).
+    Parameters
+    ----------
+    run_dir : path-like
+        The run folder.
+    stage : str, optional
+        One stage's parameters (``"features"``, ``"fusion"``, ...); default: all merged
+        (:meth:`fusion_utils.run_folder.RunFolder.parameters`).
+
+    Raises
+    ------
+    FileNotFoundError
+        When the run has no ``run.json`` (the message says which notebooks write it).
     """
-    import json
-
-    path = Path(run_dir) / f"{stem}.ipynb"
-    if not path.is_file():
-        return {}
-    try:
-        nb = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return dict(nb.get("metadata", {}).get("papermill", {}).get("parameters", {}) or {})
+    return RunFolder(run_dir).parameters(stage)
 
 
 @dataclass(frozen=True)
@@ -167,83 +163,82 @@ def load_fused_data(
     manifest: pd.DataFrame,
     *,
     fused: ClassifierWeights | None = None,
-    encodings: Sequence[str] = ("paper", "standardised", "onehot"),
     atol: float = 1e-6,
 ) -> FusedData:
-    """Rebuild the fused matrix H of a run from ``features.npz`` and the cohort manifest.
+    """Rebuild the fused matrix H of a run from ``features.npz``, ``run.json`` and the manifest.
 
     Notebook 04 stores the classifiers and predictions but not H itself. This re-encodes the
-    manifest's metadata exactly as :func:`fusion_utils.fusion.train_image_and_fused` does
-    (encoder fitted on the training rows), with the encoding recorded in the run's executed
-    ``04_fusion.ipynb`` tried first, and accepts the result only if its column names equal the
-    stored classifier's and the classifier's probabilities on it match ``predictions.parquet``
-    within ``atol``.
+    manifest's metadata exactly as :func:`fusion_utils.fusion.train.train_image_and_fused` did
+    (encoder fitted on the training rows), with the metadata columns and the encoding recorded
+    in the ``fusion`` stage of the run's ``run.json``, and checks the result: its column names
+    must equal the stored classifier's, and the classifier's probabilities on it must match
+    ``predictions.parquet`` within ``atol``.
 
     Parameters
     ----------
     run_dir : path-like
-        Run folder with ``features.npz`` and ``classifier_fused.npz`` (and, ideally,
-        ``predictions.parquet``).
+        Run folder with ``run.json``, ``features.npz`` and ``classifier_fused.npz`` (and,
+        ideally, ``predictions.parquet``).
     manifest : pandas.DataFrame
         The manifest the run was built from (``record_id``, ``meta.*``).
     fused : ClassifierWeights, optional
         The fused classifier (default: loaded from the run).
-    encodings : sequence of str
-        Encodings to try.
     atol : float
         Tolerance of the check against the stored predictions.
 
     Returns
     -------
     FusedData
+
+    Raises
+    ------
+    KeyError
+        When the manifest lacks a metadata column of the run, or ``run.json`` has no
+        ``fusion`` stage.
+    ValueError
+        When the rebuilt matrix does not reproduce the stored classifier's inputs.
     """
-    from fusion_utils.features.extraction import FeatureSet
     from fusion_utils.fusion.metadata import MetadataEncoder
     from fusion_utils.fusion.train import align_metadata, fuse
 
-    run = Path(run_dir)
-    fpath = run / "features.npz"
-    if not fpath.is_file():
-        raise FileNotFoundError(f"no {fpath}: notebook 03 writes features.npz into the run folder")
-    features = FeatureSet.load(fpath)
-    fused = fused or ClassifierWeights.load(run / "classifier_fused.npz")
-    available = [c for c in manifest.columns if str(c).startswith(_META_PREFIX)]
-    try:
-        groups = feature_groups(fused.feature_names, available)
-    except KeyError as exc:
-        raise KeyError(f"{run}: the fused classifier uses metadata that the manifest lacks "
-                       f"({exc}); pass the manifest the run was built from (manifest_path)") from exc
-    columns = list(groups)
+    run = RunFolder(run_dir)
+    params = run.parameters("fusion")
+    for key in ("metadata_columns", "encoding"):
+        if key not in params:
+            raise KeyError(f"{run.run_json}: the fusion stage does not record {key!r}; rerun "
+                           "notebook 04 on this run folder")
+    columns = [str(c) for c in params["metadata_columns"]]
+    encoding = str(params["encoding"])
+    features = run.read_features()
+    fused = fused or run.read_classifier("fused")
+    lacking = [c for c in columns if f"{_META_PREFIX}{c}" not in manifest.columns]
+    if lacking:
+        raise KeyError(f"{run.path}: the run fused metadata column(s) {lacking} that the manifest "
+                       "lacks; pass the manifest the run was built from (manifest_path "
+                       f"{params.get('manifest_path')!r} in run.json)")
     meta = align_metadata(features, manifest, columns)
     split = np.asarray(features.split).astype(str)
     labels = np.asarray(features.labels).astype(str)
     ids = np.asarray(features.ids).astype(str)
-    train = split == "train"
-    stored = None
-    ppath = run / "predictions.parquet"
-    if ppath.is_file():
-        pred = pd.read_parquet(ppath)
+    encoder = MetadataEncoder(encoding=encoding).fit(meta[split == "train"])
+    H, names = fuse(features, meta, encoder)
+    if list(names) != list(fused.feature_names):
+        raise ValueError(f"{run.path}: the fused matrix rebuilt with encoding {encoding!r} and "
+                         f"columns {columns} has other column names than classifier_fused.npz; "
+                         "pass the manifest the run was built from")
+    diff = float("nan")
+    if run.has("predictions.parquet"):
+        pred = run.read_predictions()
         pred = pred[pred["model"] == "fused"].set_index("record_id")
+        pred.index = pred.index.astype(str)
         cols = [f"prob.{c}" for c in fused.classes]
-        if set(cols) <= set(pred.columns) and set(ids) <= set(pred.index.astype(str)):
-            pred.index = pred.index.astype(str)
-            stored = pred.loc[ids, cols].to_numpy(dtype=float)
-    recorded = str(run_parameters(run).get("encoding") or "")
-    order = list(dict.fromkeys([e for e in (recorded, *encodings) if e]))
-    tried = []
-    for enc in order:
-        encoder = MetadataEncoder(encoding=enc).fit(meta[train])
-        H, names = fuse(features, meta, encoder)
-        if list(names) != list(fused.feature_names):
-            tried.append(f"{enc}: other column names")
-            continue
-        if stored is None:
-            return FusedData(H, names, labels, split, ids, columns, enc, float("nan"))
+        if not set(cols) <= set(pred.columns) or not set(ids) <= set(pred.index):
+            raise ValueError(f"{run.predictions_path}: does not hold the fused classifier's "
+                             "probabilities for every record of features.npz; rerun notebook 04")
+        stored = pred.loc[ids, cols].to_numpy(dtype=float)
         diff = float(np.nanmax(np.abs(fused.predict_proba(H) - stored)))
-        if diff <= atol:
-            return FusedData(H, names, labels, split, ids, columns, enc, diff)
-        tried.append(f"{enc}: probabilities differ by {diff:.2g}")
-    raise ValueError(f"{run}: could not rebuild the fused matrix from the manifest "
-                     f"({'; '.join(tried)}); pass the manifest the run was built from")
-
-
+        if diff > atol:
+            raise ValueError(f"{run.path}: the classifier's probabilities on the rebuilt matrix "
+                             f"differ from predictions.parquet by {diff:.2g} (> {atol:g}); pass "
+                             "the manifest the run was built from")
+    return FusedData(H, names, labels, split, ids, columns, encoding, diff)

@@ -13,8 +13,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from fusion_utils.io import save_npz_atomic
-
 __all__ = ['IMAGE_PREFIX', 'ClassifierWeights', 'WeightBlocks', 'block_summary', 'feature_groups', 'image_mask', 'reading_comparison', 'source_column', 'split_blocks', 'standardised_weights', 'weight_scale_table', 'weights_frame']
 
 #: Prefix of the image-feature columns (``features.FeatureSet.feature_names``).
@@ -195,30 +193,18 @@ class ClassifierWeights:
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> ClassifierWeights:
-        """Load ``classifier_{image,fused}.npz`` (keys ``coef``, ``intercept``, ``feature_names``,
-        ``classes``, optional ``feature_std``)."""
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"no classifier file {path}: notebook 04 writes "
-                                    "classifier_image.npz and classifier_fused.npz into its run_dir")
-        with np.load(path, allow_pickle=False) as z:
-            missing = {"coef", "intercept", "feature_names", "classes"} - set(z.files)
-            if missing:
-                raise KeyError(f"{path} lacks {sorted(missing)}; it has {sorted(z.files)}")
-            std = z["feature_std"] if "feature_std" in z.files else None
-            return cls(coef=z["coef"].astype(float), intercept=z["intercept"].astype(float),
-                       feature_names=z["feature_names"].astype(str),
-                       classes=z["classes"].astype(str),
-                       feature_std=None if std is None else std.astype(float))
+        """Read ``classifier_{image,fused}.npz``
+        (:func:`fusion_utils.fusion.classifier_io.load_classifier`)."""
+        from fusion_utils.fusion.classifier_io import load_classifier
+
+        return load_classifier(path)
 
     def save(self, path: str | os.PathLike[str]) -> Path:
-        """Write the ``.npz`` that :meth:`load` reads (atomic)."""
-        arrays = dict(coef=self.coef, intercept=self.intercept,
-                      feature_names=np.asarray(self.feature_names, dtype=str),
-                      classes=np.asarray(self.classes, dtype=str))
-        if self.feature_std is not None:
-            arrays["feature_std"] = self.feature_std
-        return save_npz_atomic(path, **arrays)
+        """Write the ``.npz`` that :meth:`load` reads
+        (:func:`fusion_utils.fusion.classifier_io.save_classifier`)."""
+        from fusion_utils.fusion.classifier_io import save_classifier
+
+        return save_classifier(path, self)
 
     @property
     def classes_(self) -> np.ndarray:
