@@ -119,7 +119,7 @@ plt.show()
 # test records with replacement, separately within each true class (so each class keeps its
 # count), `n_bootstrap` times with a fixed seed, recompute every macro metric for both
 # classifiers on the same resample, and report the 2.5th and 97.5th percentiles (percentile
-# intervals). The row `fused-image` is the paired difference; an interval that excludes 0 is a
+# intervals). The row `fused - image` is the paired difference; an interval that excludes 0 is a
 # difference unlikely to be resampling noise.
 
 # %%

@@ -62,7 +62,7 @@ from IPython.display import Markdown, display
 
 from fusion_utils import interpret
 from fusion_utils.data import manifest
-from fusion_utils.evaluation import metrics
+from fusion_utils.evaluation import metrics, significance
 from fusion_utils.interpret import plots as interpret_plots
 from fusion_utils.io import atomic_path
 from fusion_utils.paths import check_dataset, default_data_dir, require_data_dir
@@ -171,8 +171,9 @@ names = {k: f"{k[0]} [{k[1]}]" for k in keys}
 set_names = list(sets)
 diffs = [(names[(set_names[0], e)], names[(s, e)]) for e in encs for s in set_names[1:]]
 t0 = time.perf_counter()
-ci = interpret.bootstrap_auroc_ci(y_test, {names[k]: probas[k] for k in keys}, classes,
-                                  n_bootstrap=n_bootstrap, seed=seed, differences=diffs)
+ci = significance.bootstrap_macro_ci(y_test, {names[k]: probas[k] for k in keys}, classes,
+                                     metrics=("auroc",), n_bootstrap=n_bootstrap, seed=seed,
+                                     differences=diffs).rename(columns={"estimate": "auroc"})
 t_boot = time.perf_counter() - t0
 auroc = ci[~ci["model"].str.contains(" - ")].copy()
 auroc["column_set"] = [k[0] for k in keys]
@@ -212,7 +213,7 @@ delta[["model", "text"]].rename(columns={"text": "difference in macro AUROC [95%
 # One-vs-rest AUROC per class (test split). Rows are models, columns classes.
 
 # %%
-per_class = pd.DataFrame({names[k]: interpret.one_vs_rest_auroc(y_test, probas[k], classes)
+per_class = pd.DataFrame({names[k]: metrics.one_vs_rest_auroc(y_test, probas[k], classes)
                           for k in keys}, index=classes).T
 fig, ax = plt.subplots(figsize=(1.1 * len(classes) + 3, 0.5 * len(keys) + 1.2),
                        constrained_layout=True)
@@ -269,8 +270,8 @@ with warnings.catch_warnings():
                                               classes=classes)
 p_raw = pred_raw[[f"prob.{c}" for c in classes]].to_numpy()
 max_diff = float(np.abs(p_raw - probas[(s0, encs[0])]).max())
-a_std = interpret.macro_auroc(y_test, probas[(s0, encs[0])], classes)
-a_raw = interpret.macro_auroc(y_test, p_raw, classes)
+a_std = metrics.macro_auroc(y_test, probas[(s0, encs[0])], classes)
+a_raw = metrics.macro_auroc(y_test, p_raw, classes)
 verdict = ("the same model up to rounding" if max_diff < 1e-6 else
            "not quite the same model: a fit stopped before the gradient tolerance (with no penalty "
            "and separable training data the optimum is not unique; see `fusion_utils.fusion.softmax`)")

@@ -26,6 +26,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from fusion_utils.evaluation.metrics import improvement
+
 __all__ = [
     "FINDINGS",
     "STATUSES",
@@ -87,7 +89,7 @@ def _image_vs_fused(rows: pd.DataFrame, key: str) -> pd.DataFrame:
         if model not in wide.columns:
             wide[model] = np.nan
     wide = wide.dropna(subset=["image", "fused"], how="all")
-    wide["improvement"] = 100.0 * (wide["fused"] - wide["image"])
+    wide["improvement"] = improvement(wide["image"].to_numpy(float), wide["fused"].to_numpy(float))
     return wide
 
 

@@ -8,6 +8,27 @@ augmentations." This is MATLAB's ``imageDataAugmenter('RandXTranslation', [-30 3
 'RandRotation', [-90 90])``: every parameter is drawn uniformly and independently, pixels moved
 in from outside the image are black (``FillValue`` 0).
 
+Which images are augmented
+--------------------------
+The paper (section II.A) names the scope twice: "image augmentation during training or feature
+extraction in the BN experiments" and "These transformations are applied to the training and
+testing data when using augmentations". :class:`AugmentParams` therefore defaults to
+``apply_to="train+test"``; ``apply_to="train"`` (notebook 03's ``augment_splits="train"``) is
+the usual deep-learning practice, offered for comparison. The paper does not mention the
+validation split. Here it follows the test split: it is augmented with ``"train+test"`` (the
+validation images are held-out images, as the test images are) and left as it is with
+``"train"``. What the validation split does in each set-up:
+
+* BN: its features are extracted like every other split's, but the softmax classifier is
+  trained on the training split only, so it does not change any result.
+* FT: it is scored after every epoch (chapter 03's curves) with one fixed view per record
+  (epoch 0). With MATLAB R2021a's behaviour (``output_network="last-iteration"``, the default
+  of :class:`fusion_utils.features.finetune.FinetuneOptions`) it does not change the network;
+  only with ``"best-validation-loss"`` does it pick the epoch, and then its augmentation matters.
+
+Training images are drawn anew every fine-tuning epoch; features are extracted from one view per
+record (epoch 0).
+
 Choices made here (documented because the paper is silent):
 
 * The augmentation acts on the network-sized image (after the bilinear resize), so "30 pixels"
@@ -36,6 +57,7 @@ from torchvision.transforms.v2 import functional as TF
 __all__ = ["APPLY_TO", "AugmentParams", "PaperAugmentation", "sample_seed"]
 
 APPLY_TO: tuple[str, ...] = ("train+test", "train")
+SPLITS: tuple[str, ...] = ("train", "val", "test")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,8 +73,8 @@ class AugmentParams:
     flip_x, flip_y : bool
         Random reflection about the vertical axis (x) / the horizontal axis (y), p = 1/2 each.
     apply_to : {"train+test", "train"}
-        Which splits are augmented: all of them (the paper: "training and testing data") or only
-        the training split.
+        Which splits are augmented: all of them (the paper: "training and testing data"; the
+        validation split goes with the test split) or only the training split.
     """
 
     max_shift: int = 30
@@ -70,6 +92,8 @@ class AugmentParams:
 
     def applies_to(self, split: str) -> bool:
         """Whether images of ``split`` (``train``/``val``/``test``) are augmented."""
+        if split not in SPLITS:
+            raise ValueError(f"split={split!r}: a manifest split is one of {', '.join(SPLITS)}")
         return self.apply_to == "train+test" or split == "train"
 
     def as_dict(self) -> dict[str, Any]:

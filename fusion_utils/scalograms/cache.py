@@ -20,6 +20,17 @@ Layout (``root`` defaults to ``fusion_utils.paths.cache_dir("scalograms")``)::
   (:func:`fusion_utils.io.atomic_path`), so an interruption leaves no partial image, and a
   re-run of :meth:`ScalogramCache.build` resumes where it stopped. Records stream in batches;
   memory stays bounded whatever the number of records.
+* **Verification**: a cached image is decoded (:meth:`ScalogramCache.get`) or its PNG chunks'
+  CRCs checked (:meth:`ScalogramCache.build`) before it is served; a damaged image (truncated,
+  overwritten) is rebuilt with a warning naming it, as is an unreadable ``params.json``.
+* **Bad leads**: a record with missing samples (WFDB's missing value, NaN after
+  :func:`~fusion_utils.data.ptbxl.load_signal`) or flat leads is handled by the ``bad_leads``
+  policy (:func:`~fusion_utils.data.ptbxl.apply_bad_leads`): ``"drop"`` (default: no image; the
+  build warns with the count and the records and lists them in ``summary.dropped``),
+  ``"interpolate"`` (gaps filled linearly, flat leads kept; the image is stored as
+  ``<name>.interpolated.png`` so a ``"drop"`` cache never serves it; listed in
+  ``summary.repaired``, with a warning) or ``"error"``. A record that is flat in every lead is
+  never turned into a one-colour montage without a warning.
 """
 
 from __future__ import annotations
@@ -27,6 +38,7 @@ from __future__ import annotations
 import os
 import re
 import time
+import warnings
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -35,6 +47,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from fusion_utils.errors import DataError, ScalogramError, describe
 from fusion_utils.io import atomic_path, atomic_write_json, stable_hash
 from fusion_utils.paths import cache_dir
 from fusion_utils.scalograms.montage import (
@@ -48,6 +61,12 @@ __all__ = ["BuildSummary", "MontageParams", "ScalogramCache", "record_dataset_di
 
 _RECORDS_DIR = re.compile(r"^records\d+$")
 _PNG_COMPRESS_LEVEL = 3
+_REPAIRED_SUFFIX = ".interpolated.png"
+_MAX_NAMED = 10
+
+
+class ScalogramFolderConflict(ScalogramError, RuntimeError):
+    """``params.json`` of a cache folder describes other parameters than the folder's key."""
 
 
 def _record_base(record_path: str | os.PathLike[str]) -> Path:
@@ -79,6 +98,9 @@ class BuildSummary:
     failed: list[tuple[str, str]] = field(default_factory=list)
     seconds: float = 0.0
     folder: str = ""
+    dropped: list[tuple[str, str]] = field(default_factory=list)
+    repaired: list[tuple[str, str]] = field(default_factory=list)
+    rebuilt: list[str] = field(default_factory=list)
 
     @property
     def records_per_s(self) -> float:
@@ -90,11 +112,17 @@ class BuildSummary:
         return {"n_records": self.n_records, "computed": self.computed, "cached": self.cached,
                 "n_failed": len(self.failed), "failed": [list(f) for f in self.failed],
                 "seconds": self.seconds, "records_per_s": self.records_per_s,
-                "folder": self.folder}
+                "folder": self.folder, "n_dropped": len(self.dropped),
+                "dropped": [list(d) for d in self.dropped], "n_repaired": len(self.repaired),
+                "repaired": [list(r) for r in self.repaired], "rebuilt": list(self.rebuilt)}
 
     def __str__(self) -> str:
+        extra = "".join(f", {len(v)} {k}" for k, v in (("dropped (bad leads)", self.dropped),
+                                                        ("interpolated", self.repaired),
+                                                        ("damaged and rebuilt", self.rebuilt))
+                        if v)
         return (f"{self.n_records} records: {self.computed} computed, {self.cached} already cached, "
-                f"{len(self.failed)} failed in {self.seconds:.1f} s "
+                f"{len(self.failed)} failed{extra} in {self.seconds:.1f} s "
                 f"({self.records_per_s:.1f} records/s computed) -> {self.folder}")
 
 
@@ -108,6 +136,9 @@ class ScalogramCache:
     params : MontageParams, optional
         How montages are made (default: the paper's setting). ``params.fs`` must be the records'
         sampling rate (100 for ``records100``, 500 for ``records500``).
+    bad_leads : {"drop", "interpolate", "error"}
+        What to do with a record that has missing samples or flat leads (see the module
+        docstring and :func:`fusion_utils.data.ptbxl.apply_bad_leads`).
 
     Examples
     --------
@@ -117,7 +148,13 @@ class ScalogramCache:
     """
 
     def __init__(self, root: str | os.PathLike[str] | None = None,
-                 params: MontageParams | None = None) -> None:
+                 params: MontageParams | None = None, *, bad_leads: str = "drop") -> None:
+        from fusion_utils.data.ptbxl import BAD_LEADS_POLICIES
+
+        if bad_leads not in BAD_LEADS_POLICIES:
+            raise ValueError(f"bad_leads={bad_leads!r}: choose one of "
+                             f"{', '.join(BAD_LEADS_POLICIES)}")
+        self.bad_leads = bad_leads
         if params is None:
             params = MontageParams()
         if not isinstance(params, MontageParams):
@@ -148,8 +185,20 @@ class ScalogramCache:
         return self.folder.joinpath(tag, *parts[:-1], parts[-1] + ".png")
 
     def is_cached(self, record_path: str | os.PathLike[str]) -> bool:
-        """True when a montage exists and is newer than the record's files."""
-        return self._fresh(self.path_for(record_path), _record_base(record_path))
+        """True when a montage exists and is newer than the record's files (not decoded)."""
+        return self._cached_path(record_path) is not None
+
+    def _cached_path(self, record_path: str | os.PathLike[str]) -> Path | None:
+        """The fresh image serving ``record_path`` under this policy, or ``None``."""
+        path = self.path_for(record_path)
+        base = _record_base(record_path)
+        if self._fresh(path, base):
+            return path
+        if self.bad_leads == "interpolate":
+            repaired = _repaired_path(path)
+            if self._fresh(repaired, base):
+                return repaired
+        return None
 
     @staticmethod
     def _fresh(image: Path, base: Path) -> bool:
@@ -171,13 +220,25 @@ class ScalogramCache:
         path = self.folder / "params.json"
         record = {"key": self.params.key(), "montage_version": MONTAGE_VERSION,
                   "params": self.params.to_dict()}
+        found = None
         if path.is_file():
             import json
 
-            found = json.loads(path.read_text(encoding="utf-8"))
+            try:
+                found = json.loads(path.read_text(encoding="utf-8"))
+                if not isinstance(found, dict):
+                    raise ValueError(f"a JSON {type(found).__name__}, not an object")
+            except (ValueError, UnicodeDecodeError) as exc:
+                # The folder name is the hash of the parameters, so the images are still this
+                # parameter set's; only the description is lost: write it again.
+                warnings.warn(f"{path}: damaged params.json ({exc}); rewritten from the "
+                              "parameters (the folder name is their hash)", stacklevel=3)
+                found = None
+        if found is not None:
             if found.get("params") != record["params"] or found.get("key") != record["key"]:
-                raise RuntimeError(f"{path} describes other parameters than {self.params}; the "
-                                   "folder is not this parameter set's: remove it to rebuild")
+                raise ScalogramFolderConflict(describe(
+                    path, f"describes other parameters than {self.params}",
+                    "the folder is not this parameter set's: remove it to rebuild"))
         else:
             atomic_write_json(path, record)
         self._params_checked = True
@@ -186,6 +247,14 @@ class ScalogramCache:
         from fusion_utils.data.ptbxl import load_signal
 
         return load_signal(_record_base(record_path), self.sampling_rate)
+
+    def _checked_signal(self, record_path: str | os.PathLike[str]
+                        ) -> tuple[np.ndarray | None, str]:
+        """The record's signal after the ``bad_leads`` policy, and what was wrong with it."""
+        from fusion_utils.data.ptbxl import apply_bad_leads
+
+        signal = self._load_signal(record_path)
+        return apply_bad_leads(signal, self.bad_leads, where=_record_base(record_path))
 
     def _write(self, path: Path, indices: np.ndarray) -> None:
         from PIL import Image
@@ -202,13 +271,45 @@ class ScalogramCache:
         with Image.open(path) as image:
             return np.asarray(image.convert("RGB"))
 
+    def _read_checked(self, path: Path) -> np.ndarray | None:
+        """Decode a cached image; ``None`` (after a warning naming it) when it is damaged."""
+        try:
+            image = self._read(path)
+        except (OSError, SyntaxError, ValueError) as exc:
+            _warn_damaged(path, exc)
+            return None
+        size = self.params.image_size
+        if image.shape != (size, size, 3):
+            _warn_damaged(path, f"shape {image.shape}, expected {(size, size, 3)}")
+            return None
+        return image
+
     def get(self, record_path: str | os.PathLike[str]) -> np.ndarray:
-        """The record's montage, uint8 (H, W, 3); computed and stored when missing or stale."""
-        path = self.path_for(record_path)
-        if self._fresh(path, _record_base(record_path)):
-            return self._read(path)
+        """The record's montage, uint8 (H, W, 3); computed and stored when missing, stale or
+        damaged (decoded before it is served).
+
+        Raises
+        ------
+        fusion_utils.errors.DataError
+            The record has missing samples or flat leads and ``bad_leads`` is ``"drop"`` (no
+            montage is made for it) or ``"error"``.
+        """
+        cached = self._cached_path(record_path)
+        if cached is not None:
+            image = self._read_checked(cached)
+            if image is not None:
+                return image
         self._ensure_params_file()
-        signal = self._load_signal(record_path)
+        signal, problem = self._checked_signal(record_path)
+        if signal is None:
+            raise DataError(describe(
+                _record_base(record_path), f"{problem}: dropped by bad_leads='drop'",
+                "remove the record from the manifest or use bad_leads='interpolate'"))
+        path = self.path_for(record_path)
+        if problem:
+            warnings.warn(f"{_record_base(record_path)}: {problem}; "
+                          f"montage made after bad_leads={self.bad_leads!r}", stacklevel=2)
+            path = _repaired_path(path)
         indices = records_to_montage_indices(signal[None], self.params)[0]
         self._write(path, indices)
         return np.take(colormap_lut(self.params.colormap, self.params.n_colors), indices, axis=0)
@@ -234,6 +335,10 @@ class ScalogramCache:
         on_error : {"raise", "skip"}
             What to do with a record that cannot be read: stop (default; images already written
             stay, so a re-run resumes) or list it in ``summary.failed`` and go on.
+
+        Records with missing samples or flat leads follow ``bad_leads`` (``summary.dropped``,
+        ``summary.repaired``); damaged cached images are rebuilt (``summary.rebuilt``). Each
+        of these is announced by one warning with the count and the first records.
 
         Returns
         -------
@@ -265,7 +370,8 @@ class ScalogramCache:
                 n_cached, signals, targets, failures = ahead.result()
                 ahead = pool.submit(self._prepare, batches[j + 1], on_error) if j + 1 < len(batches) else None
                 summary.cached += n_cached
-                summary.failed.extend(failures)
+                for kind, item in failures:
+                    getattr(summary, kind).append(item)
                 for group in _group_by_length(signals):
                     idx = records_to_montage_indices(np.stack([signals[i] for i in group]),
                                                      self.params)
@@ -280,27 +386,43 @@ class ScalogramCache:
         if bar is not None:
             bar.close()
         summary.seconds = time.perf_counter() - start
+        _announce(summary, self.bad_leads)
         return summary
 
     def _prepare(self, batch: list[str], on_error: str
-                 ) -> tuple[int, list[np.ndarray], list[Path], list[tuple[str, str]]]:
-        """Skip fresh images and read the others: (n_cached, signals, targets, failures)."""
-        signals, targets, failures = [], [], []
+                 ) -> tuple[int, list[np.ndarray], list[Path], list[tuple[str, Any]]]:
+        """Skip fresh, intact images and read the others: (n_cached, signals, targets, events).
+
+        ``events`` are ``(summary field, item)`` pairs: ``failed``, ``dropped``, ``repaired``
+        (``(path, problem)``) and ``rebuilt`` (the damaged image's path).
+        """
+        signals, targets, events = [], [], []
         n_cached = 0
         for path in batch:
-            image = self.path_for(path)
-            if self._fresh(image, _record_base(path)):
-                n_cached += 1
-                continue
+            cached = self._cached_path(path)
+            if cached is not None:
+                problem = _png_problem(cached)
+                if problem is None:
+                    n_cached += 1
+                    continue
+                events.append(("rebuilt", str(cached)))
             try:
-                signals.append(self._load_signal(path))
+                signal, problem = self._checked_signal(path)
             except Exception as exc:
                 if on_error == "raise":
                     raise
-                failures.append((path, f"{type(exc).__name__}: {exc}"))
+                events.append(("failed", (path, f"{type(exc).__name__}: {exc}")))
                 continue
+            image = self.path_for(path)
+            if signal is None:
+                events.append(("dropped", (path, problem)))
+                continue
+            if problem:
+                events.append(("repaired", (path, problem)))
+                image = _repaired_path(image)
+            signals.append(signal)
             targets.append(image)
-        return n_cached, signals, targets, failures
+        return n_cached, signals, targets, events
 
     def clear(self) -> int:
         """Delete this parameter set's folder; return the number of images removed."""
@@ -311,7 +433,7 @@ class ScalogramCache:
         if not (self.folder / "params.json").is_file():
             raise RuntimeError(f"{self.folder} has no params.json: not a scalogram cache folder, "
                                "left untouched")
-        n = sum(1 for _ in self.folder.rglob("*.png"))
+        n = sum(1 for _ in self.folder.rglob("*.png"))  # interpolated ones included
         shutil.rmtree(self.folder)
         self._params_checked = False
         return n
@@ -322,3 +444,51 @@ def _group_by_length(signals: list[np.ndarray]) -> list[list[int]]:
     for i, s in enumerate(signals):
         groups.setdefault(s.shape[0], []).append(i)
     return list(groups.values())
+
+
+def _repaired_path(path: Path) -> Path:
+    """Where the montage of a record repaired by ``bad_leads="interpolate"`` is stored."""
+    return path.with_name(path.name[: -len(".png")] + _REPAIRED_SUFFIX)
+
+
+def _png_problem(path: Path) -> str | None:
+    """``None`` when the PNG's structure and chunk CRCs are intact, else what is wrong.
+
+    ``PIL.Image.verify`` reads every chunk and checks its CRC without decoding pixels (about a
+    tenth of the cost of a decode); a truncated or overwritten file fails it.
+    """
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            image.verify()
+    except (OSError, SyntaxError, ValueError) as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
+def _warn_damaged(path: Path, problem: object) -> None:
+    warnings.warn(f"{path}: damaged cached montage ({problem}); rebuilding it", stacklevel=3)
+
+
+def _named(items: list[Any]) -> str:
+    names = [Path(str(i[0] if isinstance(i, tuple) else i)).name for i in items[:_MAX_NAMED]]
+    more = f" and {len(items) - _MAX_NAMED} more" if len(items) > _MAX_NAMED else ""
+    return ", ".join(names) + more
+
+
+def _announce(summary: BuildSummary, policy: str) -> None:
+    """One warning per kind of event, with the count and the first records."""
+    if summary.rebuilt:
+        warnings.warn(f"{summary.folder}: {len(summary.rebuilt)} damaged cached montage(s) "
+                      f"rebuilt: {_named(summary.rebuilt)}", stacklevel=3)
+    if summary.dropped:
+        examples = "; ".join(f"{Path(p).name}: {why}" for p, why in summary.dropped[:3])
+        warnings.warn(f"{len(summary.dropped)} record(s) with missing samples or flat leads "
+                      f"dropped (bad_leads={policy!r}, no montage made): "
+                      f"{_named(summary.dropped)} ({examples}); see summary.dropped, or pass "
+                      "bad_leads='interpolate' to keep them", stacklevel=3)
+    if summary.repaired:
+        warnings.warn(f"{len(summary.repaired)} record(s) with missing samples or flat leads "
+                      f"kept after bad_leads={policy!r}: {_named(summary.repaired)}; "
+                      "see summary.repaired", stacklevel=3)

@@ -108,5 +108,8 @@ def test_apply_to_rule() -> None:
     assert all(paper.applies_to(s) for s in ("train", "val", "test"))
     train_only = AugmentParams(apply_to="train")
     assert train_only.applies_to("train") and not train_only.applies_to("test")
+    assert not train_only.applies_to("val")  # validation goes with the test split
+    with pytest.raises(ValueError, match="train, val, test"):
+        paper.applies_to("validation")
     with pytest.raises(ValueError, match="train\\+test"):
         AugmentParams(apply_to="test")
