@@ -32,7 +32,6 @@ Columns, in order (:data:`RESULT_COLUMNS`, with any extra axis of the grid after
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -44,6 +43,7 @@ from fusion_utils.experiments.spec import CONFIG_COLUMNS, load_grid
 from fusion_utils.io import atomic_path
 from fusion_utils.paths import project_root
 from fusion_utils.paths import runs_dir as default_runs_root
+from fusion_utils.run_folder import RunFolder, RunFolderError
 
 __all__ = ["RESULT_COLUMNS", "collect", "grid_status", "load_results", "read_status",
            "results_table"]
@@ -55,14 +55,12 @@ RESULT_COLUMNS: tuple[str, ...] = (
 
 
 def read_status(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
-    """A run folder's ``status.json`` (``{"state": "pending"}`` when it has none)."""
-    path = Path(run_dir) / "status.json"
-    if not path.is_file():
-        return {"state": "pending"}
+    """A run folder's ``status.json`` (``{"state": "pending"}`` when it has none or it is
+    unreadable, then with ``error`` naming the file)."""
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {"state": "pending", "error": f"unreadable {path}"}
+        return RunFolder(run_dir).read_status()
+    except (OSError, RunFolderError) as exc:
+        return {"state": "pending", "error": f"unreadable {Path(run_dir) / 'status.json'}: {exc}"}
 
 
 def results_table(run_dir: str | os.PathLike[str], columns: Mapping[str, Any]) -> pd.DataFrame:
@@ -80,25 +78,15 @@ def results_table(run_dir: str | os.PathLike[str], columns: Mapping[str, Any]) -
     pandas.DataFrame
         Columns :data:`RESULT_COLUMNS` plus any extra configuration column.
     """
-    run_dir = Path(run_dir)
-    path = run_dir / "metrics.parquet"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} missing: the last notebook of a configuration must write "
-                                "metrics.parquet (columns metric, class, model, value)")
-    metrics = pd.read_parquet(path)
-    missing = {"metric", "class", "model", "value"} - set(metrics.columns)
-    if missing:
-        raise ValueError(f"{path}: missing column(s) {', '.join(sorted(missing))}; expected "
-                         "metric, class, model, value")
-    df = metrics[["metric", "class", "model", "value"]].copy()
+    run = RunFolder(run_dir)
+    df = run.read_metrics()[["metric", "class", "model", "value"]].copy()
     df["model"] = df["model"].astype(str)
     df["with_metadata"] = df["model"].eq("fused")
     df["value"] = df["value"].astype(float)
     df["p_value"] = float("nan")
     df["stars"] = ""
-    sig_path = run_dir / "significance.parquet"
-    if sig_path.is_file():
-        sig = pd.read_parquet(sig_path)
+    if run.has("significance.parquet"):
+        sig = run.read_table("significance.parquet")
         if {"class", "p_value"} <= set(sig.columns):
             sig = sig.set_index(sig["class"].astype(str))
             rows = df["metric"].eq("auroc") & df["model"].eq("fused") & df["class"].isin(sig.index)
@@ -177,12 +165,12 @@ def collect(runs_dir: str | os.PathLike[str], output: str | os.PathLike[str] | N
     frames = []
     for run_dir in _run_dirs(root):
         st = read_status(run_dir)
-        table = run_dir / "results.parquet"
-        if st.get("state") != "done" or not table.is_file():
+        run = RunFolder(run_dir)
+        if st.get("state") != "done" or not run.has("results.parquet"):
             if warn:
                 warn(f"{run_dir.name}: {st.get('state')}, not collected")
             continue
-        frames.append(pd.read_parquet(table))
+        frames.append(run.read_results())
     if frames:
         df = pd.concat(frames, ignore_index=True)
         extra = [c for c in df.columns if c not in RESULT_COLUMNS]

@@ -59,9 +59,9 @@ import pandas as pd
 
 from fusion_utils.experiments.results import _first_line, read_status, results_table
 from fusion_utils.experiments.spec import Configuration, Grid, load_grid
-from fusion_utils.io import atomic_path, atomic_write_json
 from fusion_utils.paths import project_root
 from fusion_utils.paths import runs_dir as default_runs_root
+from fusion_utils.run_folder import RunFolder
 
 __all__ = ["STATES", "choose_layout", "run_configuration", "run_grid"]
 
@@ -107,22 +107,25 @@ def run_configuration(task: Mapping[str, Any]) -> dict[str, Any]:
         "started": _now(), "host": socket.gethostname(), "pid": os.getpid(),
         "threads": threads, "stages": {},
     }
-    atomic_write_json(run_dir / "status.json", status)
+    RunFolder(run_dir).write_status(status)
     t0 = time.perf_counter()
     try:
         from fusion_utils.notebook_runner import execute_notebook
 
+        RunFolder(run_dir).record("grid", {"config_id": task["config_id"],
+                                           "config_hash": task["config_hash"],
+                                           "columns": task["columns"]})
+
         for nb, params in task["stages"]:
             stem = Path(nb).stem
             status["stage"] = stem
-            atomic_write_json(run_dir / "status.json", status)
+            RunFolder(run_dir).write_status(status)
             t_stage = time.perf_counter()
             execute_notebook(nb, run_dir / f"{stem}.ipynb", params,
                              timeout=task.get("cell_timeout"))
             status["stages"][stem] = round(time.perf_counter() - t_stage, 3)
         results = results_table(run_dir, task["columns"])
-        with atomic_path(run_dir / "results.parquet") as tmp:
-            results.to_parquet(tmp, index=False)
+        RunFolder(run_dir).write_results(results)
         status.update(state="done", stage=None, n_results=len(results))
     except BaseException as exc:  # recorded, never propagated: the other runs go on
         status.update(state="failed", error=_error_line(exc, status.get("stage")),
@@ -161,7 +164,7 @@ def _error_line(exc: BaseException, stage: str | None) -> str:
 def _finish(status: dict[str, Any], run_dir: Path, t0: float) -> dict[str, Any]:
     status["seconds"] = round(time.perf_counter() - t0, 3)
     status["finished"] = _now()
-    atomic_write_json(run_dir / "status.json", status)  # written last: the completion marker
+    RunFolder(run_dir).write_status(status)  # written last: the completion marker
     return status
 
 
@@ -295,7 +298,7 @@ def run_grid(
     for _cfg, task in todo:
         task["threads"] = threads
     for _cfg, task in todo:  # fresh 'pending' marker so `status` shows the queue
-        atomic_write_json(Path(task["run_dir"]) / "status.json",
+        RunFolder(task["run_dir"]).write_status(
                           {"config_id": task["config_id"], "config_hash": task["config_hash"],
                            "columns": task["columns"], "state": "pending", "queued": _now()})
     from distributed import Client, LocalCluster
@@ -338,7 +341,7 @@ def _preflight(todo: list[tuple[Configuration, dict[str, Any]]], rows: list[dict
         status = {"config_id": cfg.config_id, "config_hash": task["config_hash"],
                   "columns": task["columns"], "state": "failed", "stage": None, "error": error,
                   "traceback": None, "finished": _now(), "seconds": 0.0}
-        atomic_write_json(Path(task["run_dir"]) / "status.json", status)
+        RunFolder(task["run_dir"]).write_status(status)
         say(f"  {cfg.config_id}: failed: {error}")
         rows.append({"config_id": cfg.config_id, "state": "failed", "seconds": 0.0,
                      "error": error, "run_dir": task["run_dir"]})
@@ -386,7 +389,7 @@ def _watch(client: Any, todo: list[tuple[Configuration, dict[str, Any]]], poll: 
                           "columns": task["columns"], "state": "failed",
                           "error": f"{type(exc).__name__}: {exc}",
                           "traceback": traceback.format_exc(), "finished": _now()}
-                atomic_write_json(Path(task["run_dir"]) / "status.json", status)
+                RunFolder(task["run_dir"]).write_status(status)
             n_done += 1
             state = status.get("state")
             secs = status.get("seconds")
