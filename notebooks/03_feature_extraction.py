@@ -22,12 +22,15 @@
 # after *fine-tuning* the network on the training images with a new classification layer (*FT*),
 # each with or without the paper's augmentation (random shifts of up to 30 pixels along x and
 # y, reflections, rotations of up to 90 degrees), which the paper applied to training *and* test
-# images. Every image is resized bilinearly to the network's input size.
+# images. Every image is resized bilinearly to the network's own input size (227 pixels for
+# AlexNet and 299 for Inception-ResNet-v2, as in MATLAB; 224 for the others); PTB-XL montages
+# are drawn at that size rather than resized from a 224-pixel montage.
 #
 # Parameters that change it: `dataset`, `data_dir`/`manifest_path` (the cohort; notebook 01
 # writes the manifest), `backbone` (one of nine networks; `efficientnet_lite0` is the only one
-# whose ImageNet weights are available offline), `weights`, `mode` (`bn` or `ft`), `augment`,
-# `epochs` and `batch_size` (fine-tuning), `device`, `precision` (`float32` or `bf16`),
+# whose ImageNet weights are available offline), `weights`, `mode` (`bn` or `ft`), `augment`
+# and `augment_splits` (every split, as in the paper, or the training split only), `epochs`,
+# `batch_size` and `output_network` (fine-tuning), `device`, `precision` (`float32` or `bf16`),
 # `max_images` and `seed`. Results are cached: a second run with the same parameters reads the
 # features from disk.
 
@@ -39,9 +42,11 @@ run_dir: str = ""  # folder receiving features.npz; empty: runs/single/<dataset>
 backbone: str = "efficientnet_lite0"  # CNN: efficientnet_lite0, alexnet, vgg16, vgg19, resnet50, densenet201, googlenet, mobilenet_v2, inception_resnet_v2
 weights: str = "imagenet"  # "imagenet", "random", or the path of a saved state dict
 mode: str = "bn"  # "bn" (bottleneck: ImageNet weights as they are) or "ft" (fine-tuned first)
-augment: bool = False  # the paper's augmentation (shifts, reflections, rotations), on every split
+augment: bool = False  # the paper's augmentation (shifts, reflections, rotations)
+augment_splits: str = "train+test"  # with augment: "train+test" (the paper; validation too) or "train" (training split only)
 epochs: int = 2  # fine-tuning epochs (mode "ft" only)
 batch_size: int = 0  # fine-tuning mini-batch; 0: the paper's (128 HAM10000, 64 PTB-XL)
+output_network: str = "last-iteration"  # fine-tuned network kept: "last-iteration" (MATLAB R2021a, the paper's) or "best-validation-loss" (R2021b's option)
 device: str = "auto"  # "auto", "cpu" or "cuda"
 precision: str = "float32"  # "float32" or "bf16" (bfloat16 arithmetic, float32 features)
 max_images: int = 0  # use at most this many records, drawn per split and class; 0: all
@@ -153,14 +158,18 @@ plt.show()
 # parameter above; an interrupted run resumes from its last finished chunk. With `mode="ft"` it
 # first fine-tunes the network on the training split, as the paper did: the classification layer
 # is replaced by one with an output per class, and stochastic gradient descent with momentum 0.9
-# and learning rate $3\times10^{-4}$ trains every layer on shuffled mini-batches, with the
-# validation split scored after every epoch and the best epoch kept.
+# and learning rate $3\times10^{-4}$ trains every layer on mini-batches shuffled every epoch.
+# The validation split is scored after every epoch; the network kept is the last epoch's, as
+# MATLAB R2021a's `trainNetwork` returns it (`output_network="best-validation-loss"` keeps the
+# best validated epoch instead, an option MATLAB added in R2021b). The settings the paper does
+# not state are MATLAB's `trainingOptions` defaults, listed in {ref}`methods-finetuning`.
 
 # %%
 fs = features.extract_features(
     cohort, backbone=backbone, weights=weights, mode=mode,
-    augment=augment, seed=seed, batch_size=batch_size or 32, device=device, precision=precision,
-    ft_options={"epochs": epochs, "batch_size": ft_batch},
+    augment=augment_splits if augment else False, seed=seed, batch_size=batch_size or 32,
+    device=device, precision=precision,
+    ft_options={"epochs": epochs, "batch_size": ft_batch, "output_network": output_network},
 )
 info = fs.info
 source = "read from the cache" if info["cache_hit"] else "computed"
@@ -176,7 +185,8 @@ display(Markdown(
 #
 # With `mode="ft"` the figure shows the training loss (mean over each epoch's mini-batches, with
 # the network in training mode) and the validation loss and accuracy after each epoch; the epoch
-# marked with a dot is the one whose weights produce the features. With `mode="bn"` there is
+# marked with a circle is the one whose weights produce the features (the last, unless
+# `output_network="best-validation-loss"`). With `mode="bn"` there is
 # nothing to show: the ImageNet weights are used as they are.
 
 # %%
@@ -186,7 +196,7 @@ if mode == "ft":
     ax1.plot(history["epoch"], history["train_loss"], "o-", label="training")
     ax1.plot(history["epoch"], history["val_loss"], "s-", label="validation")
     best = history[history["epoch"] == info["ft_best_epoch"]]
-    ax1.plot(best["epoch"], best["val_loss"], "ko", ms=10, mfc="none", label="selected")
+    ax1.plot(best["epoch"], best["val_loss"], "ko", ms=10, mfc="none", label="kept")
     ax1.set(xlabel="epoch", ylabel="cross-entropy", title="loss")
     ax1.legend()
     ax2.plot(history["epoch"], history["val_accuracy"], "s-", color="C1")
@@ -261,13 +271,17 @@ print(f"wrote {out_path}, {timings_path} and {run.run_json}")
 # - Bottleneck features need one forward pass per image; fine-tuning adds training passes over
 #   the training split, so it costs more than extraction even at two epochs.
 # - The paper's augmentation changes every image, test images included; with `augment=True`
-#   each record's features come from one randomly shifted, reflected and rotated view.
+#   each record's features come from one randomly shifted, reflected and rotated view (the
+#   validation split goes with the test split; `augment_splits="train"` augments only the
+#   training images). Fine-tuning draws new views of the training images every epoch.
+# - Fine-tuning returns the last epoch's network, as MATLAB R2021a does.
 # - Everything is cached under `cache/features` (and fine-tuned networks under
 #   `cache/checkpoints`), keyed by every parameter that changes the numbers.
 #
 # ## Exercises
 #
-# 1. Fine-tune for more epochs. Does the validation loss keep falling, and which epoch is kept?
+# 1. Fine-tune for more epochs. Does the validation loss keep falling? Which epoch would R2021b's
+#    best-validation option keep (`-p output_network best-validation-loss`)?
 #    `papermill notebooks/03_feature_extraction.py out.ipynb -p mode ft -p epochs 6`
 # 2. Extract features with augmentation and compare the PCA figure with the one above.
 #    `papermill notebooks/03_feature_extraction.py out.ipynb -p augment True`
@@ -279,8 +293,9 @@ print(f"wrote {out_path}, {timings_path} and {run.run_json}")
 # ```{admonition} Solutions
 # :class: dropdown
 # 1. On the small demo cohort the training loss keeps falling while the validation loss soon
-#    flattens or rises; the selected epoch is the one with the lowest validation loss, so later
-#    epochs that overfit do not reach the classifiers.
+#    flattens or rises. The paper's MATLAB release keeps the last epoch whatever the validation
+#    loss does, so an overfitted network reaches the classifiers; the best-validation option
+#    keeps the epoch with the lowest validation loss instead.
 # 2. Augmented views scatter each class more widely (the network sees rotated and shifted
 #    images with black corners), so the classes overlap more in the first two components; the
 #    paper found augmentation helped some networks and hurt others.

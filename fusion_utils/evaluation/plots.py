@@ -1,4 +1,5 @@
-"""Figures of the evaluation: improvement heatmap (Figs. 2-3), class-wise AUROC boxes (Fig. 4),
+"""Figures of the evaluation: improvement heatmap (Figs. 2-3), class-wise AUROC boxes across
+networks (Fig. 4) and one configuration's class-wise AUROC difference with DeLong's interval,
 macro metrics with class spread, ROC curves and confusion matrices.
 
 Every function returns a :class:`matplotlib.figure.Figure` and imports matplotlib/seaborn lazily.
@@ -12,16 +13,18 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from fusion_utils.evaluation.metrics import METRICS
+from fusion_utils.evaluation.metrics import METRICS, improvement, one_vs_rest_auroc
 
 __all__ = [
     "METRIC_LABELS",
     "auroc_improvement_boxplot",
+    "classwise_auroc_difference",
     "confusion_matrices",
     "improvement_frame",
     "improvement_heatmap",
     "macro_metric_bars",
     "roc_curves",
+    "setup_label",
 ]
 
 METRIC_LABELS: dict[str, str] = {
@@ -37,7 +40,8 @@ def improvement_frame(df: pd.DataFrame, config_col: str = "configuration",
     """Normalise input for :func:`improvement_heatmap` to ``metric, configuration, improvement``.
 
     Accepts (a) a frame that already has ``improvement`` (percentage points), e.g.
-    :func:`fusion_utils.experiments.findings.improvements`; (b) a wide frame with ``image`` and ``fused``
+    :func:`fusion_utils.experiments.findings.improvements`; (b) a wide frame with ``image`` and
+    ``fused``
     fractions; (c) a tidy metrics frame (``metric, class, model, value``), from whose
     ``macro_mean`` rows the improvement ``100 * (fused - image)`` is computed.
     """
@@ -47,12 +51,14 @@ def improvement_frame(df: pd.DataFrame, config_col: str = "configuration",
             else default_config
     if "improvement" not in frame.columns:
         if {"image", "fused"} <= set(frame.columns):
-            frame["improvement"] = 100.0 * (frame["fused"] - frame["image"])
+            frame["improvement"] = improvement(frame["image"].to_numpy(float),
+                                               frame["fused"].to_numpy(float))
         elif {"model", "value", "class"} <= set(frame.columns):
             macro = frame[frame["class"].astype(str) == "macro_mean"]
             wide = macro.pivot_table(index=[config_col, "metric"], columns="model",
                                      values="value", aggfunc="first").reset_index()
-            wide["improvement"] = 100.0 * (wide["fused"] - wide["image"])
+            wide["improvement"] = improvement(wide["image"].to_numpy(float),
+                                              wide["fused"].to_numpy(float))
             frame = wide
         else:
             raise ValueError("improvement_heatmap needs an 'improvement' column, 'image' and "
@@ -109,51 +115,126 @@ def improvement_heatmap(df: pd.DataFrame, *, config_col: str = "configuration",
     return fig
 
 
-def auroc_improvement_boxplot(sig: pd.DataFrame, *, config_col: str = "configuration",
-                              title: str | None = None, ax: Any = None) -> Any:
-    """Box plot of the class-wise AUROC improvement with DeLong stars (Fig. 4 style).
+def setup_label(mode: Any, augment: Any) -> str:
+    """The paper's name of a set-up: ``"BN"``, ``"BN aug"``, ``"FT"``, ``"FT aug"`` (else "all")."""
+    name = "" if mode is None or (isinstance(mode, float) and np.isnan(mode)) else str(mode).upper()
+    aug = " aug" if isinstance(augment, (bool, np.bool_)) and augment else ""
+    return (name + aug).strip() or "all"
+
+
+def auroc_improvement_boxplot(classwise: pd.DataFrame, *, test: str = "wilcoxon",
+                              network: str = "backbone", title: str | None = None,
+                              ax: Any = None) -> Any:
+    """The paper's Fig. 4: per class and set-up, a box of the AUROC differences across networks.
+
+    Each box holds one point per network (``fused - image``, percentage points) for one class and
+    one set-up (BN/FT, with or without augmentation); the stars above it come from the paired
+    test across networks (:func:`fusion_utils.evaluation.significance.across_networks_test`:
+    ``**`` p <= 0.05, ``*`` p <= 0.10). With one network a box is a single point and has no test.
+
+    Parameters
+    ----------
+    classwise : DataFrame
+        One row per configuration and class: ``class``, ``image`` and ``fused`` AUROC
+        (fractions), the ``network`` column, and ``mode``/``augment`` when the set-ups vary
+        (:func:`fusion_utils.experiments.findings.class_improvements`).
+    test : {"wilcoxon", "ttest"}
+        The across-networks test.
+    network : str
+        Column naming the network.
+    title : str, optional
+    ax : matplotlib Axes, optional
+    """
+    import matplotlib.pyplot as plt
+
+    from fusion_utils.evaluation.significance import across_networks_test
+
+    frame = classwise.copy()
+    for col in ("mode", "augment"):
+        if col not in frame.columns:
+            frame[col] = None
+    if network not in frame.columns:
+        frame[network] = "this run"
+    frame["setup"] = [setup_label(m, a) for m, a in zip(frame["mode"], frame["augment"],
+                                                         strict=True)]
+    tests = across_networks_test(frame, by=("class", "setup"), network=network, test=test)
+    per_net = (frame.groupby(["class", "setup", network], sort=False)[["image", "fused"]].mean()
+               .reset_index())
+    per_net["improvement"] = improvement(per_net["image"].to_numpy(float),
+                                         per_net["fused"].to_numpy(float))
+    classes = list(dict.fromkeys(frame["class"].astype(str)))
+    setups = [s for s in ("BN", "BN aug", "FT", "FT aug") if s in set(frame["setup"])] + \
+        sorted(set(frame["setup"]) - {"BN", "BN aug", "FT", "FT aug"})
+    if ax is None:
+        width_in = 2.0 + 0.45 * len(classes) * len(setups) + 0.4 * len(classes)
+        fig, ax = plt.subplots(figsize=(width_in, 4.0))
+    else:
+        fig = ax.figure
+    width = 0.8 / len(setups)
+    colors = plt.get_cmap("tab10")
+    rng = np.random.default_rng(0)
+    top = float(np.nanmax(np.abs(per_net["improvement"]))) if len(per_net) else 1.0
+    for j, setup in enumerate(setups):
+        for i, cls in enumerate(classes):
+            x = i + (j - (len(setups) - 1) / 2) * width
+            vals = per_net.loc[(per_net["class"].astype(str) == cls)
+                               & (per_net["setup"] == setup), "improvement"].dropna().to_numpy()
+            if not len(vals):
+                continue
+            ax.boxplot([vals], positions=[x], widths=width * 0.8, showfliers=False,
+                       patch_artist=True, boxprops={"facecolor": colors(j), "alpha": 0.45},
+                       medianprops={"color": "black"})
+            ax.scatter(x + rng.uniform(-0.2, 0.2, len(vals)) * width, vals, s=10,
+                       color=colors(j), edgecolor="black", linewidth=0.3, zorder=3)
+            mark = tests.loc[(tests["class"].astype(str) == cls) & (tests["setup"] == setup),
+                             "stars"]
+            if len(mark) and mark.iloc[0]:
+                ax.text(x, np.nanmax(vals) + 0.04 * max(top, 1.0), mark.iloc[0], ha="center",
+                        va="bottom", fontsize=9)
+        ax.bar([np.nan], [np.nan], color=colors(j), alpha=0.45, label=setup)
+    ax.axhline(0, color="grey", lw=1)
+    ax.set_xticks(np.arange(len(classes)), classes)
+    ax.set_ylabel("AUROC, fused - image (percentage points)")
+    ax.legend(title="set-up", fontsize=8, title_fontsize=8)
+    name = {"wilcoxon": "Wilcoxon signed-rank", "ttest": "paired t-test"}.get(test, test)
+    ax.set_title(title or f"Class-wise AUROC improvement across networks (* p<=0.10, "
+                 f"** p<=0.05, {name})", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def classwise_auroc_difference(sig: pd.DataFrame, *, title: str | None = None,
+                               ax: Any = None) -> Any:
+    """One configuration's class-wise AUROC difference with DeLong's 95% interval and stars.
 
     Parameters
     ----------
     sig : DataFrame
-        One row per class (and configuration): ``class``, ``diff`` (AUROC units, fused - image)
-        or ``improvement`` (percentage points), ``stars`` (or ``p_value``). Without
-        ``config_col`` all rows form one box.
+        :func:`fusion_utils.evaluation.significance.classwise_delong`: ``class``, ``auc_image``,
+        ``auc_fused``, ``se``, ``stars``. The point is ``fused - image`` in percentage points,
+        the bar ``+-1.96`` DeLong standard errors.
+    title : str, optional
+    ax : matplotlib Axes, optional
     """
     import matplotlib.pyplot as plt
 
-    from fusion_utils.evaluation.significance import stars as star_of
-
-    frame = sig.copy()
-    if config_col not in frame.columns:
-        frame[config_col] = frame["config_label"] if "config_label" in frame.columns \
-            else "this run"
-    if "improvement" not in frame.columns:
-        frame["improvement"] = 100.0 * frame["diff"].astype(float)
-    if "stars" not in frame.columns:
-        frame["stars"] = frame["p_value"].map(star_of) if "p_value" in frame.columns else ""
-    configs = list(dict.fromkeys(frame[config_col]))
+    frame = sig.reset_index(drop=True)
+    diff = improvement(frame["auc_image"].to_numpy(float), frame["auc_fused"].to_numpy(float))
+    half = improvement(0.0, 1.96 * frame["se"].to_numpy(float))
     if ax is None:
-        fig, ax = plt.subplots(figsize=(2.5 + 1.4 * len(configs), 4))
+        fig, ax = plt.subplots(figsize=(2.5 + 0.8 * len(frame), 3.6))
     else:
         fig = ax.figure
-    data = [frame.loc[frame[config_col] == c, "improvement"].dropna().to_numpy() for c in configs]
-    ax.boxplot(data, positions=np.arange(len(configs)), widths=0.5, showfliers=False,
-               patch_artist=True, boxprops={"facecolor": "lightsteelblue"},
-               medianprops={"color": "black"})
-    rng = np.random.default_rng(0)
-    for i, c in enumerate(configs):
-        sub = frame[frame[config_col] == c]
-        x = i + rng.uniform(-0.12, 0.12, len(sub))
-        ax.scatter(x, sub["improvement"], color="black", s=14, zorder=3)
-        for xi, (_, row) in zip(x, sub.iterrows(), strict=True):
-            label = f"{row['class']}{row['stars']}" if row["stars"] else str(row["class"])
-            ax.annotate(label, (xi, row["improvement"]), xytext=(4, 0),
-                        textcoords="offset points", fontsize=7, va="center")
+    x = np.arange(len(frame))
+    ax.errorbar(x, diff, yerr=half, fmt="o", color="#1f77b4", ecolor="grey", capsize=4)
+    for xi, d, h, mark in zip(x, diff, half, frame["stars"], strict=True):
+        if mark and np.isfinite(d):
+            ax.text(xi, d + (h if np.isfinite(h) else 0), mark, ha="center", va="bottom")
     ax.axhline(0, color="grey", lw=1)
-    ax.set_xticks(np.arange(len(configs)), configs, rotation=30)
+    ax.set_xticks(x, frame["class"].astype(str))
     ax.set_ylabel("AUROC, fused - image (percentage points)")
-    ax.set_title(title or "Class-wise AUROC improvement (* p<=0.10, ** p<=0.05, DeLong)")
+    ax.set_title(title or "Class-wise AUROC difference, DeLong 95% interval "
+                 "(* p<=0.10, ** p<=0.05)", fontsize=10)
     fig.tight_layout()
     return fig
 
@@ -190,7 +271,7 @@ def roc_curves(y_true: Sequence, probas: Mapping[str, np.ndarray], classes: Sequ
                sig: pd.DataFrame | None = None) -> Any:
     """One-vs-rest ROC curves, one panel per class, one line per model (AUROC in the legend)."""
     import matplotlib.pyplot as plt
-    from sklearn.metrics import roc_auc_score, roc_curve
+    from sklearn.metrics import roc_curve
 
     y = np.asarray(y_true).astype(str)
     classes = list(np.asarray(classes, dtype=str))
@@ -205,7 +286,7 @@ def roc_curves(y_true: Sequence, probas: Mapping[str, np.ndarray], classes: Sequ
         if 0 < pos.sum() < len(y):
             for model, proba in probas.items():
                 fpr, tpr, _ = roc_curve(pos, np.asarray(proba)[:, k])
-                auc = roc_auc_score(pos, np.asarray(proba)[:, k])
+                auc = one_vs_rest_auroc(y, np.asarray(proba), classes)[k]
                 ax.plot(fpr, tpr, label=f"{model} {auc:.3f}", color=MODEL_COLORS.get(model))
             ax.legend(fontsize=7, loc="lower right", title="AUROC", title_fontsize=7)
         else:

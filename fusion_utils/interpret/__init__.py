@@ -11,10 +11,7 @@ __getattr__, __dir__, __all__ = _lazy.attach(
     __name__,
     submodules=["importance", "metadata_only", "plots", "runs", "weights"],
     submod_attrs={
-        "importance": [
-            "bootstrap_auroc_ci", "drop_column_ablation", "grouped_permutation_importance",
-            "macro_auroc", "one_vs_rest_auroc", "paired_bootstrap_delta"
-        ],
+        "importance": ["drop_column_ablation", "grouped_permutation_importance"],
         "metadata_only": [
             "DEFAULT_COLUMN_SETS", "LABEL_LEAK_COLUMNS", "fit_metadata_only", "parse_column_sets"
         ],

@@ -14,6 +14,9 @@ from fusion_utils.evaluation.metrics import (
     compare_models,
     improvement,
     improvement_table,
+    macro_auroc,
+    macro_summary,
+    one_vs_rest_auroc,
     one_vs_rest_counts,
     per_class_metrics,
     relative_change,
@@ -83,7 +86,41 @@ def test_tidy_table_has_macro_rows():
     assert set(tidy["class"]) == {*CLASSES, "macro_mean", "macro_std"}
     wide = tidy.pivot(index="class", columns="metric", values="value")
     assert wide.loc["macro_mean", "f1"] == pytest.approx(wide.loc[CLASSES, "f1"].mean())
-    assert wide.loc["macro_std", "f1"] == pytest.approx(wide.loc[CLASSES, "f1"].std(ddof=0))
+    assert wide.loc["macro_std", "f1"] == pytest.approx(wide.loc[CLASSES, "f1"].std(ddof=1))
+
+
+def test_macro_std_is_matlabs_std_with_n_minus_1():
+    """MATLAB: std([0.5 0.7 0.9]) = 0.2 (N - 1 = 2 in the denominator; N would give 0.1633)."""
+    per_class = pd.DataFrame({"f1": [0.5, 0.7, 0.9], "mcc": [0.2, np.nan, 0.6],
+                              "auroc": [0.8, np.nan, np.nan]}, index=CLASSES)
+    macro = macro_summary(per_class)
+    assert macro.loc["macro_mean", "f1"] == pytest.approx(0.7)
+    assert macro.loc["macro_std", "f1"] == pytest.approx(0.2)
+    # NaN classes skipped: std([0.2 0.6]) = sqrt(0.08) = 0.28284...
+    assert macro.loc["macro_std", "mcc"] == pytest.approx(np.sqrt(0.08))
+    # one defined class: MATLAB's std of one value is 0, but the spread across classes is
+    # undefined; NaN, as the metric table marks what it cannot compute
+    assert np.isnan(macro.loc["macro_std", "auroc"])
+
+
+def test_one_vs_rest_auroc_equals_sklearn_with_ties_and_absent_class():
+    rng = np.random.default_rng(3)
+    y = np.array(CLASSES)[rng.integers(0, 3, 400)]
+    p = rng.dirichlet(np.ones(3), 400)
+    p[:, 0] = np.round(p[:, 0], 1)  # ties
+    p /= p.sum(1, keepdims=True)
+    ours = one_vs_rest_auroc(y, p, CLASSES)
+    for k, c in enumerate(CLASSES):
+        assert ours[k] == pytest.approx(skm.roc_auc_score(y == c, p[:, k]), abs=1e-12)
+    ref = skm.roc_auc_score(y, p, multi_class="ovr", average="macro", labels=CLASSES)
+    assert macro_auroc(y, p, CLASSES) == pytest.approx(ref, abs=1e-12)
+    # hand example: positives 0.9, 0.6; negatives 0.7, 0.2, 0.6 -> (3 + 1.5) / 6 = 0.75
+    two = np.array([[0.1, 0.9], [0.4, 0.6], [0.3, 0.7], [0.8, 0.2], [0.4, 0.6]])
+    assert one_vs_rest_auroc(list("bbaaa"), two, ["a", "b"])[1] == pytest.approx(0.75)
+    # a class absent from y is NaN and left out of the macro mean
+    vals = one_vs_rest_auroc(y[y != "c"], p[y != "c"], CLASSES)
+    assert np.isnan(vals[2]) and np.isfinite(vals[:2]).all()
+    assert macro_auroc(y[y != "c"], p[y != "c"], CLASSES) == pytest.approx(np.mean(vals[:2]))
 
 
 def test_undefined_cases_are_nan_with_warning():

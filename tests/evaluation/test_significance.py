@@ -1,19 +1,29 @@
-"""DeLong's paired test (fast algorithm) and the stratified bootstrap."""
+"""DeLong's paired test (fast algorithm), the test across networks and the stratified bootstrap."""
 
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
+from scipy import stats
 from sklearn.metrics import roc_auc_score
 
+from fusion_utils.evaluation.metrics import one_vs_rest_auroc
 from fusion_utils.evaluation.significance import (
+    across_networks_test,
     bootstrap_macro_ci,
     classwise_delong,
     delong_test,
     delong_variance,
-    fast_auc,
     stars,
 )
+
+
+def fast_auc(y, score):
+    """The package's AUROC of a binary problem (one-vs-rest with two columns)."""
+    y = np.asarray(y, bool)
+    s = np.asarray(score, float)
+    return one_vs_rest_auroc(np.where(y, "p", "n"), np.c_[-s, s], ["n", "p"])[1]
 
 
 def _brute_force_delong(y, a, b):
@@ -132,14 +142,76 @@ def test_bootstrap_ci_seeded_stratified_and_covers_estimate():
     again = bootstrap_macro_ci(y, probas, classes, n_bootstrap=60, seed=3)
     np.testing.assert_array_equal(ci[["ci_low", "ci_high"]].to_numpy(),
                                   again[["ci_low", "ci_high"]].to_numpy())
-    assert set(ci["model"]) == {"image", "fused", "fused-image"}
+    assert set(ci["model"]) == {"image", "fused", "fused - image"}
     assert (ci["ci_low"] <= ci["ci_high"]).all()
-    acc = ci[(ci["metric"] == "accuracy") & (ci["model"] == "fused-image")].iloc[0]
+    acc = ci[(ci["metric"] == "accuracy") & (ci["model"] == "fused - image")].iloc[0]
     assert acc["ci_low"] <= acc["estimate"] <= acc["ci_high"]
     # stratified: every class keeps its records in every resample, so a constant predictor has
     # macro sensitivity exactly (1 + 0 + 0) / 3 each time
     const = np.tile([1.0, 0.0, 0.0], (90, 1))
-    ci_c = bootstrap_macro_ci(y, {"image": const}, classes, n_bootstrap=20, seed=0,
-                              difference=None)
+    ci_c = bootstrap_macro_ci(y, {"image": const}, classes, n_bootstrap=20, seed=0)
     sens = ci_c[ci_c["metric"] == "sensitivity"].iloc[0]
     assert sens["ci_low"] == pytest.approx(1 / 3) and sens["ci_high"] == pytest.approx(1 / 3)
+
+
+def test_bootstrap_auroc_only_equals_nine_metric_auroc_and_is_paired():
+    """The fast AUROC path draws the same resamples as the nine-metric path; identical models
+    give a difference of exactly zero in every resample."""
+    rng = np.random.default_rng(4)
+    classes = ["a", "b", "c"]
+    y = rng.choice(classes, 150)
+    onehot = (y[:, None] == np.array(classes)[None, :]).astype(float)
+    pa = rng.dirichlet(np.ones(3), 150) + 0.2 * onehot
+    pb = pa + 0.3 * onehot
+    fast = bootstrap_macro_ci(y, {"a": pa, "b": pb}, classes, metrics=("auroc",),
+                              n_bootstrap=40, seed=5, differences=[("a", "b")])
+    full = bootstrap_macro_ci(y, {"a": pa, "b": pb}, classes, n_bootstrap=40, seed=5,
+                              differences=[("a", "b")])
+    full = full[full["metric"] == "auroc"].reset_index(drop=True)
+    pd.testing.assert_frame_equal(fast, full, check_exact=False, atol=1e-12)
+    assert fast.set_index("model").loc["b - a", "ci_low"] > 0
+    same = bootstrap_macro_ci(y, {"a": pa, "b": pa.copy()}, classes, metrics=("auroc",),
+                              n_bootstrap=20, differences=[("a", "b")]).set_index("model")
+    assert same.loc["b - a", ["estimate", "ci_low", "ci_high"]].tolist() == [0.0, 0.0, 0.0]
+
+
+def _classwise(diffs: dict[tuple[str, str], list[float]]) -> pd.DataFrame:
+    rows = []
+    for (mode, cls), values in diffs.items():
+        for j, d in enumerate(values):
+            rows.append({"dataset": "ptbxl", "mode": mode, "augment": False, "class": cls,
+                         "backbone": f"net{j}", "image": 0.8, "fused": 0.8 + d})
+    return pd.DataFrame(rows)
+
+
+def test_across_networks_wilcoxon_known_answers():
+    # eight networks all better: exact two-sided signed-rank p = 2 / 2**8 = 0.0078125
+    up = [0.01, 0.02, 0.03, 0.04, 0.05, 0.06, 0.07, 0.08]
+    # five networks, signs +,+,+,+,- with ranks 1..5, negative the smallest: W- = 1;
+    # exact two-sided p = 2 * P(W- <= 1) = 2 * 2 / 32 = 0.125
+    mixed = [-0.01, 0.02, 0.03, 0.04, 0.05]
+    table = _classwise({("ft", "MI"): up, ("ft", "CD"): mixed, ("bn", "MI"): [0.0] * 3,
+                        ("bn", "CD"): [0.05]})
+    res = across_networks_test(table).set_index(["mode", "class"])
+    assert res.loc[("ft", "MI"), "p_value"] == pytest.approx(2 / 256)
+    assert res.loc[("ft", "MI"), "stars"] == "**" and res.loc[("ft", "MI"), "n_networks"] == 8
+    assert res.loc[("ft", "MI"), "median_improvement"] == pytest.approx(4.5)
+    assert res.loc[("ft", "CD"), "p_value"] == pytest.approx(0.125)
+    assert res.loc[("ft", "CD"), "statistic"] == pytest.approx(1.0)
+    assert res.loc[("bn", "MI"), "p_value"] == 1.0  # no change in any network
+    assert np.isnan(res.loc[("bn", "CD"), "p_value"]) and res.loc[("bn", "CD"), "stars"] == ""
+
+
+def test_across_networks_ttest_and_seed_averaging():
+    d = [0.01, 0.03, 0.02, 0.06]
+    table = _classwise({("ft", "MI"): d})
+    # a second seed of net0 with +0.03: net0's difference becomes the mean, 0.02
+    table = pd.concat([table, table.iloc[[0]].assign(fused=0.83)], ignore_index=True)
+    res = across_networks_test(table, test="ttest").iloc[0]
+    ref = stats.ttest_1samp(100 * np.array([0.02, 0.03, 0.02, 0.06]), 0.0)
+    assert res["n_networks"] == 4 and res["p_value"] == pytest.approx(ref.pvalue)
+    assert res["test"] == "ttest"
+    with pytest.raises(ValueError, match="test='anova'"):
+        across_networks_test(table, test="anova")
+    with pytest.raises(ValueError, match="backbone"):
+        across_networks_test(table.drop(columns="backbone"))

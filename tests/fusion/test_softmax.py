@@ -165,7 +165,7 @@ def _ill_conditioned(n=600, k=3, seed=0):
 
 
 def _problem(X, y, l2_vec):
-    from fusion_utils.fusion.softmax import _Objective, _Preconditioner
+    from fusion_utils.fusion._optim import _Objective, _Preconditioner
 
     classes, idx = np.unique(y, return_inverse=True)
     Y = np.eye(len(classes))[idx]
@@ -235,7 +235,10 @@ def test_ill_conditioned_same_optimum_as_sklearn_in_few_epochs(l2):
     # the Jacobi (diagonal) preconditioner needed 156-170 epochs, sklearn 400-520
     assert ours.n_epochs_ <= 60
     assert ours.n_loss_evaluations_ <= ours.n_epochs_ + 10
-    assert ours.n_preconditioner_updates_ == 1 + sum(t < ours.n_epochs_ for t in (20, 60, 180))
+    # "auto": the diagonal model at 0 is judged too slow after 10 iterations; the full one is
+    # built then and refreshed at 20, 60, ...
+    assert ours.full_preconditioner_from_ == 10
+    assert ours.n_preconditioner_updates_ == 2 + sum(t < ours.n_epochs_ for t in (20, 60, 180))
     assert 0 < ours.preconditioner_time_ < ours.fit_time_
 
 
@@ -265,7 +268,7 @@ def test_ill_conditioned_standardize_same_optimum_as_sklearn_on_scaled_features(
 
 
 def test_blocked_and_float32_evaluations_match_the_direct_formula(monkeypatch):
-    import fusion_utils.fusion.softmax as sm
+    import fusion_utils.fusion._optim as sm
 
     X, y = _ill_conditioned(n=300)
     l2 = np.full(X.shape[1], 1e-3)
@@ -293,7 +296,7 @@ def test_blocked_and_float32_evaluations_match_the_direct_formula(monkeypatch):
 
 
 def test_mixed_precision_reaches_the_float64_optimum(monkeypatch):
-    import fusion_utils.fusion.softmax as sm
+    import fusion_utils.fusion._optim as sm
 
     monkeypatch.setattr(sm, "_LOW_PRECISION_MIN_ENTRIES", 0)
     X, y = _data(n=1500, d=60, k=4, seed=2)
@@ -318,7 +321,7 @@ def test_mixed_precision_reaches_the_float64_optimum(monkeypatch):
 def test_numpy_blas_runs_single_threaded_in_the_optimiser(monkeypatch):
     from threadpoolctl import threadpool_limits
 
-    import fusion_utils.fusion.softmax as sm
+    import fusion_utils.fusion._optim as sm
 
     seen = {}
     original = sm._lbfgs
