@@ -17,7 +17,8 @@ from fusion_utils.notebook_runner import execute_notebook, notebook_parameters
 NOTEBOOK = "03_feature_extraction"
 PARAMETERS = {"dataset": "str", "data_dir": "str", "manifest_path": "str", "run_dir": "str",
               "backbone": "str", "weights": "str", "mode": "str", "augment": "bool",
-              "epochs": "int", "batch_size": "int", "device": "str", "precision": "str",
+              "augment_splits": "str", "epochs": "int", "batch_size": "int",
+              "output_network": "str", "device": "str", "precision": "str",
               "max_images": "int", "seed": "int"}
 
 
