@@ -25,6 +25,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fusion_book.prerequisites import annotate_executed
+from fusion_book.runtimes import save_machine, write_runtimes_page
+from fusion_book.settings import write_book_config
 from fusion_utils.notebook_runner import execute_notebook
 from fusion_utils.paths import executed_dir, project_root, shared_data_dir
 
@@ -164,12 +167,18 @@ def build_book(*, skip_execute: bool = False, check: bool = False) -> Path:
                 _log(f"{ch.output}: real tables not available, placeholder page written")
             else:
                 _run_chapter(ch, out_dir)
+        save_machine(out_dir)
+    # Under each chapter's title: what it needs, its run time here, its .ipynb/.py downloads.
+    annotate_executed(out_dir)
+    write_runtimes_page(out_dir, root / "runs" / "book")
     build = root / "_build"
     if build.exists():
         shutil.rmtree(build)
+    config = write_book_config(root, build / "_config.yml")  # only with FUSION_REPOSITORY_URL
     jb = Path(sys.executable).parent / "jupyter-book"
     cmd = [str(jb) if jb.exists() else "jupyter-book", "build", str(root), "--path-output",
-           str(root), "-W", "-n", "--keep-going", "--all", "--builder", "html"]
+           str(root), "-W", "-n", "--keep-going", "--all", "--builder", "html",
+           *(["--config", str(config)] if config else [])]
     _log("jupyter-book build -W -n --keep-going --all")
     subprocess.run(cmd, check=True, cwd=root)
     index = build / "html" / "index.html"

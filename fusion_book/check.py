@@ -51,6 +51,7 @@ __all__ = [
     "BrowserNotFoundError",
     "PageResult",
     "Problem",
+    "broken_downloads",
     "check_book",
     "find_browser",
     "list_pages",
@@ -87,6 +88,9 @@ BROWSER_FLAGS = (
 
 #: Folders of the HTML output that hold assets, not pages.
 ASSET_DIRS = ("_static", "_sources", "_images", "_downloads", "_sphinx_design_static")
+
+# Download links: Sphinx's {download} role (``_downloads/<hash>/file``) and links to notebooks.
+_DOWNLOAD_RE = re.compile(r'''href=["']([^"'#?]*(?:_downloads/[^"'#?]+|\.ipynb|\.py))["']''')
 
 _REDIRECT_RE = re.compile(r"""<meta[^>]+http-equiv=["']?refresh["']?[^>]*url=([^"'>\s]+)""",
                           re.IGNORECASE)
@@ -166,7 +170,8 @@ class Problem:
     ----------
     kind : str
         ``js-error``, ``console-error``, ``missing-image``, ``broken-resource``,
-        ``unrendered-math``, ``raw-tex``, ``math-error``, ``external-request``, ``load-failed``.
+        ``unrendered-math``, ``raw-tex``, ``math-error``, ``external-request``, ``load-failed``,
+        ``broken-download``.
     detail : str
         What and where (a URL, a TeX snippet, an error message).
     """
@@ -550,6 +555,23 @@ def _redirect_target(html_dir: Path, page: str) -> str | None:
     return m.group(1) if m else None
 
 
+def broken_downloads(html_dir: str | os.PathLike[str], page: str) -> list[Problem]:
+    """Download links of ``page`` (``.ipynb``, ``.py``, ``_downloads/``) whose file is missing.
+
+    Read from the page's HTML rather than clicked: a download does not load in the page, so the
+    browser would not report it.
+    """
+    root = Path(html_dir)
+    html = (root / page).read_text(encoding="utf-8", errors="replace")
+    problems = []
+    for href in sorted(set(_DOWNLOAD_RE.findall(html))):
+        if urlsplit(href).scheme or urlsplit(href).netloc:  # another site: not ours to check
+            continue
+        if not ((root / page).parent / href).resolve().is_file():
+            problems.append(Problem("broken-download", href))
+    return problems
+
+
 def _default_screenshot_pages(html_dir: Path, pages: Sequence[str]) -> list[str]:
     chosen: list[str] = []
     intro = next((p for p in pages if Path(p).stem == "intro"), None)
@@ -631,6 +653,7 @@ def check_book(
                     res.problems.append(Problem("load-failed", f"redirect to missing {target}"))
             else:
                 res = _check_page(tools, base, page, timeout)
+                res.problems.extend(broken_downloads(root, page))
                 if page in shots:
                     name = page.removesuffix(".html").replace("/", "__") + ".png"
                     report.screenshots.append(_screenshot(tools, shot_dir / name))
