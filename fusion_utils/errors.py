@@ -59,8 +59,11 @@ class RunFolderError(FusionError, ValueError):
     """A run folder (``metrics.parquet``, ``results.parquet``, ``run.json``...) is unusable."""
 
 
-class NotebookParameterError(FusionError, TypeError):
-    """A notebook parameter has an unknown name or a value of the wrong type."""
+class NotebookParameterError(FusionError, TypeError, ValueError):
+    """A notebook parameter has an unknown name or a value of the wrong type.
+
+    Both a :class:`TypeError` (a value of the wrong type) and a :class:`ValueError` (what
+    ``execute_notebook`` raised for unknown names before this type existed)."""
 
 
 def describe(

@@ -2,7 +2,8 @@
 
 papermill cannot read ``py:percent`` files, so the notebook is converted in memory with jupytext
 and handed to ``papermill.execute_notebook`` as a notebook node. The book build and the grid
-runner both go through :func:`execute_notebook`.
+runner both go through :func:`execute_notebook`, which checks the parameters' names and types
+against the ``parameters`` cell (:func:`check_parameter_types`) before a kernel starts.
 """
 
 from __future__ import annotations
@@ -12,10 +13,30 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from fusion_utils.errors import NotebookParameterError
 from fusion_utils.io import atomic_path
 from fusion_utils.paths import project_root
 
-__all__ = ["NotebookExecutionError", "execute_notebook", "notebook_parameters", "notebook_path"]
+__all__ = [
+    "NotebookExecutionError",
+    "NotebookParameterError",
+    "check_parameter_types",
+    "execute_notebook",
+    "notebook_parameters",
+    "notebook_path",
+]
+
+# Annotation in the parameters cell -> accepted Python types (papermill's inferred type names).
+# ``float`` accepts integers; ``str`` accepts paths (passed on as text); ``bool`` is never taken
+# for an ``int`` or ``float``. Other annotations (``Any``, none at all) are not checked.
+_ACCEPTED_TYPES: dict[str, tuple[type, ...]] = {
+    "int": (int,),
+    "float": (int, float),
+    "str": (str, os.PathLike),
+    "bool": (bool,),
+    "list": (list, tuple),
+    "dict": (dict,),
+}
 
 
 class NotebookExecutionError(RuntimeError):
@@ -44,6 +65,68 @@ def notebook_parameters(name: str | os.PathLike[str]) -> dict[str, dict[str, Any
     nb = _read(notebook_path(name))
     return {p.name: {"type": p.inferred_type_name, "default": p.default, "help": p.help}
             for p in _infer_parameters(nb)}
+
+
+def _numpy_scalar(value: Any) -> Any:
+    """NumPy scalars as the Python value they stand for (others unchanged)."""
+    item = getattr(value, "item", None)
+    if callable(item) and type(value).__module__ == "numpy" and getattr(value, "ndim", 1) == 0:
+        return item()
+    return value
+
+
+def check_parameter_types(declared: Mapping[str, Mapping[str, Any]],
+                          params: Mapping[str, Any], notebook: str = "notebook") -> dict[str, Any]:
+    """Check names and types of ``params`` against a notebook's parameters cell.
+
+    Parameters
+    ----------
+    declared : mapping
+        :func:`notebook_parameters` of the notebook.
+    params : mapping
+        The values to inject.
+    notebook : str
+        Name used in the message.
+
+    Returns
+    -------
+    dict
+        The parameters as papermill should inject them (paths as text, NumPy scalars as
+        Python numbers).
+
+    Raises
+    ------
+    NotebookParameterError
+        An unknown name, or a value whose type does not match the annotation; the message
+        names each such parameter, the expected type, the default and the value given.
+        ``None`` is accepted for any parameter (chapters treat it as "not given").
+    """
+    problems: list[str] = []
+    out: dict[str, Any] = {}
+    unknown = sorted(set(params) - set(declared))
+    if unknown:
+        problems.append(f"unknown parameter(s) {', '.join(unknown)}; "
+                        f"declared: {', '.join(sorted(declared))}")
+    for name, raw in params.items():
+        if name not in declared:
+            continue
+        value = _numpy_scalar(raw)
+        type_name = str(declared[name].get("type") or "")
+        if type_name.startswith("Optional[") and type_name.endswith("]"):
+            type_name = type_name[len("Optional["):-1]
+        accepted = _ACCEPTED_TYPES.get(type_name)
+        if value is not None and accepted is not None:
+            is_bool = isinstance(value, bool)
+            if not isinstance(value, accepted) or (is_bool and type_name != "bool"):
+                problems.append(
+                    f"parameter {name!r} expects {type_name} (default "
+                    f"{declared[name].get('default')}), got {type(raw).__name__} {raw!r}")
+                continue
+        out[name] = os.fspath(value) if isinstance(value, os.PathLike) else value
+    if problems:
+        raise NotebookParameterError(f"{notebook}: " + "; ".join(problems)
+                                     + " (nothing was run)")
+    return out
 
 
 def _read(path: Path) -> Any:
@@ -78,7 +161,10 @@ def execute_notebook(
         Destination ``.ipynb``. On failure the partially executed notebook is kept beside it as
         ``<output>.failed.ipynb`` for inspection and ``output`` itself is left untouched.
     parameters : mapping, optional
-        Values injected after the ``parameters`` cell. Unknown names raise ``ValueError``.
+        Values injected after the ``parameters`` cell. Unknown names and values whose type does
+        not match the cell's annotation raise :class:`~fusion_utils.errors.NotebookParameterError`
+        (a ``TypeError`` and a ``ValueError``) before the kernel starts: see
+        :func:`check_parameter_types`.
     cwd : path-like, optional
         Working folder of the kernel (default: the project root).
     timeout : int, optional
@@ -91,14 +177,7 @@ def execute_notebook(
     import papermill
 
     src = notebook_path(name)
-    params = dict(parameters or {})
-    declared = notebook_parameters(src)
-    unknown = sorted(set(params) - set(declared))
-    if unknown:
-        raise ValueError(
-            f"{src.name}: unknown parameter(s) {', '.join(unknown)}; "
-            f"declared: {', '.join(sorted(declared))}"
-        )
+    params = check_parameter_types(notebook_parameters(src), dict(parameters or {}), src.name)
     nb = _read(src)
     out = Path(output)
     failed = out.with_suffix(".failed.ipynb")

@@ -20,6 +20,7 @@ def test_value_errors_are_project_and_value_errors(cls: type) -> None:
 def test_notebook_parameter_error_is_a_type_error() -> None:
     assert issubclass(errors.NotebookParameterError, errors.FusionError)
     assert issubclass(errors.NotebookParameterError, TypeError)
+    assert issubclass(errors.NotebookParameterError, ValueError)
 
 
 def test_describe_full_message() -> None:

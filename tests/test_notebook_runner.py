@@ -43,3 +43,50 @@ def test_failure_names_the_notebook_and_keeps_no_output(tmp_path):
         execute_notebook(TINY, out, {"fail": True, "out": str(tmp_path / "r")}, cwd=tmp_path)
     assert not out.exists()
     assert out.with_suffix(".failed.ipynb").exists()
+
+
+# --- parameter types (issue 15): checked against the parameters cell before any kernel starts --
+
+def _no_kernel(monkeypatch):
+    import papermill
+
+    calls = []
+
+    def fake(nb, output, parameters=None, **kwargs):
+        calls.append(parameters)
+
+    monkeypatch.setattr(papermill, "execute_notebook", fake)
+    return calls
+
+
+@pytest.mark.parametrize(("params", "message"), [
+    ({"n": "abc"}, r"tiny\.py: parameter 'n' expects int \(default 3\), got str 'abc'"),
+    ({"n": 2.5}, r"parameter 'n' expects int .*got float 2\.5"),
+    ({"n": True}, r"parameter 'n' expects int .*got bool True"),
+    ({"fail": "no"}, r"parameter 'fail' expects bool .*got str 'no'"),
+    ({"out": 3}, r"parameter 'out' expects str .*got int 3"),
+])
+def test_wrong_parameter_type_is_refused_before_the_kernel(tmp_path, monkeypatch, params, message):
+    from fusion_utils.errors import NotebookParameterError
+
+    calls = _no_kernel(monkeypatch)
+    with pytest.raises(NotebookParameterError, match=message):
+        execute_notebook(TINY, tmp_path / "x.ipynb", params)
+    assert calls == [] and not (tmp_path / "x.ipynb").exists()
+
+
+def test_compatible_parameter_types_pass(tmp_path, monkeypatch):
+    import numpy as np
+
+    from fusion_utils.notebook_runner import check_parameter_types
+
+    declared = {"x": {"type": "float", "default": "0.5"}, "k": {"type": "int", "default": "1"},
+                "p": {"type": "str", "default": '""'}, "a": {"type": "None", "default": "1"}}
+    got = check_parameter_types(declared, {"x": 2, "k": np.int64(4), "p": tmp_path,
+                                           "a": object}, "nb")
+    assert got == {"x": 2, "k": 4, "p": str(tmp_path), "a": object}
+    assert type(got["k"]) is int
+    assert check_parameter_types(declared, {"x": None}, "nb") == {"x": None}
+    calls = _no_kernel(monkeypatch)
+    execute_notebook(TINY, tmp_path / "x.ipynb", {"out": tmp_path / "r.txt", "n": 2})
+    assert calls == [{"out": str(tmp_path / "r.txt"), "n": 2}]
