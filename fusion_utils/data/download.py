@@ -36,6 +36,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import zipfile
+import zlib
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -296,10 +297,22 @@ def extract_zip(archive: str | os.PathLike[str], dest: str | os.PathLike[str]) -
 
     Files are unpacked into a temporary folder beside ``dest`` and moved in at the end, so an
     interrupted extraction leaves no half-written tree. Paths escaping ``dest`` are refused.
+
+    Raises
+    ------
+    fusion_utils.errors.DataError
+        The archive is truncated or damaged (not a zip, a missing central directory, a member
+        that fails its CRC or ends early); nothing is moved into ``dest``.
     """
     archive, dest = Path(archive), Path(dest)
+    if not archive.is_file():
+        raise FileNotFoundError(f"zip archive not found: {archive}")
     dest.mkdir(parents=True, exist_ok=True)
-    with zipfile.ZipFile(archive) as zf:
+    try:
+        zf = zipfile.ZipFile(archive)
+    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+        raise _damaged_zip(archive, exc) from exc
+    with zf:
         names = [n for n in zf.namelist() if not n.endswith("/")]
         for name in names:
             if Path(name).is_absolute() or ".." in Path(name).parts:
@@ -308,7 +321,10 @@ def extract_zip(archive: str | os.PathLike[str], dest: str | os.PathLike[str]) -
         strip = len(tops) == 1 and all("/" in n for n in names)
         tmp = Path(tempfile.mkdtemp(prefix=f".{archive.stem}.", dir=dest))
         try:
-            zf.extractall(tmp)
+            try:
+                zf.extractall(tmp)
+            except (zipfile.BadZipFile, EOFError, zlib.error, OSError) as exc:
+                raise _damaged_zip(archive, exc) from exc
             root = tmp / next(iter(tops)) if strip else tmp
             for item in root.iterdir():
                 target = dest / item.name
@@ -319,6 +335,16 @@ def extract_zip(archive: str | os.PathLike[str], dest: str | os.PathLike[str]) -
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     return dest
+
+
+def _damaged_zip(archive: Path, exc: BaseException) -> Exception:
+    from fusion_utils.errors import DataError, describe
+
+    size = archive.stat().st_size if archive.is_file() else 0
+    return DataError(describe(
+        archive, f"truncated or damaged zip archive ({size} bytes; {type(exc).__name__}: {exc})",
+        "delete it and download it again (download_ptbxl / download_ham10000 check the "
+        "checksum of a fresh copy)"))
 
 
 def _ptbxl_wanted(path: str, sampling_rates: Sequence[int], ecg_ids: set[int] | None) -> bool:

@@ -118,3 +118,41 @@ def test_unreadable_table_is_a_data_error(tmp_path: Path) -> None:
     (tmp_path / "ptbxl_database.csv").write_bytes(b"\xff\xfe\x00garbage\x00\x81")
     with pytest.raises(DataError, match=r"ptbxl_database\.csv"):
         ptbxl.load_ptbxl_table(tmp_path)
+
+
+# --- downloads ---------------------------------------------------------------------------------
+
+def _zip(path: Path) -> Path:
+    import zipfile
+
+    rng = np.random.default_rng(0)
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for k in range(3):
+            zf.writestr(f"top/file{k}.bin", rng.integers(0, 256, 20_000, dtype=np.uint8).tobytes())
+    return path
+
+
+@pytest.mark.parametrize("keep", [0.3, 0.9])  # no central directory / a member cut short
+def test_truncated_zip_names_the_archive_and_extracts_nothing(tmp_path: Path, keep: float) -> None:
+    from fusion_utils.data import download as dl
+
+    archive = _zip(tmp_path / "images.zip")
+    assert dl.extract_zip(archive, tmp_path / "ok") == tmp_path / "ok"
+    assert sorted(p.name for p in (tmp_path / "ok").iterdir()) == ["file0.bin", "file1.bin",
+                                                                   "file2.bin"]
+    data = archive.read_bytes()
+    archive.write_bytes(data[: int(len(data) * keep)])
+    with pytest.raises(DataError, match=r"images\.zip: truncated or damaged zip archive"):
+        dl.extract_zip(archive, tmp_path / "out")
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_corrupt_zip_member_fails_its_crc(tmp_path: Path) -> None:
+    from fusion_utils.data import download as dl
+
+    archive = _zip(tmp_path / "images.zip")
+    data = bytearray(archive.read_bytes())
+    data[200] ^= 0xFF  # inside the first member's compressed bytes
+    archive.write_bytes(bytes(data))
+    with pytest.raises(DataError, match=r"images\.zip: truncated or damaged"):
+        dl.extract_zip(archive, tmp_path / "out")
