@@ -7,10 +7,15 @@ from the book grid (``experiments/book.yaml``) run by :mod:`fusion_utils.experim
 per dataset is shown as the chapter. The build is fresh (``_build`` removed) and strict
 (``-W -n --keep-going``): a failing cell or any Sphinx warning fails the command.
 
-Real data: when the real PTB-XL/HAM10000 tables are present (``paths.shared_data_dir()``, or
-``FUSION_REAL_DATA`` pointing at a folder with ``ptbxl/`` and ``ham10000/``), the metadata-only
-chapter is also executed on them, and the data-preparation chapter shows the real samples.
-Set ``FUSION_REAL_DATA=none`` to build on the demo cohort alone.
+Editions (:mod:`fusion_book.edition`): one per build. When the real PTB-XL/HAM10000 data are
+present (``paths.shared_data_dir()``, or ``FUSION_REAL_DATA`` pointing at a folder with
+``ptbxl/`` and ``ham10000/``), the build produces the **real edition**: every result chapter on
+the real data, chapters 03-05 from one BN configuration per dataset of ``experiments/real.yaml``
+re-computed on all its images and checked against the committed ``results/real/results.parquet``
+(the build fails when they disagree beyond the stated tolerance), and chapter 08 on the committed
+results of the whole real grid. Otherwise (or with ``FUSION_REAL_DATA=none``) it produces the
+**demo edition** on the synthetic cohort. A banner on every page names the edition, and the
+build ends with a table of the time per stage.
 """
 
 from __future__ import annotations
@@ -25,6 +30,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fusion_book.edition import (
+    REAL_CHAPTER_CONFIG,
+    REAL_CHECK_RUNS,
+    StageTimer,
+    banner,
+    edition_name,
+    real_chapter_parameters,
+    write_edition_config,
+)
 from fusion_book.prerequisites import annotate_executed
 from fusion_book.runtimes import save_machine, write_runtimes_page
 from fusion_book.settings import write_book_config
@@ -77,8 +91,7 @@ def real_data_dir() -> Path | None:
 
 
 def _chapters(real: Path | None) -> list[Chapter]:
-    real_ptbxl = str(real / "ptbxl") if real else ""
-    real_ham = str(real / "ham10000") if real else ""
+    """The chapter plan of the edition: demo parameters, or the real edition's."""
     before_grid = [
         Chapter("01_data_preparation", "01_data_preparation_ptbxl", {"dataset": "ptbxl"}),
         Chapter("01_data_preparation", "01_data_preparation_ham10000", {"dataset": "ham10000"}),
@@ -88,13 +101,14 @@ def _chapters(real: Path | None) -> list[Chapter]:
         Chapter("06_interpretability", "06_interpretability", {"dataset": "ptbxl"}),
         Chapter("07_metadata_only", "07_metadata_only_ptbxl", {"dataset": "ptbxl"}),
         Chapter("07_metadata_only", "07_metadata_only_ham10000", {"dataset": "ham10000"}),
-        Chapter("07_metadata_only", "07_metadata_only_real_ptbxl",
-                {"dataset": "ptbxl", "data_dir": real_ptbxl}, needs_real=True),
-        Chapter("07_metadata_only", "07_metadata_only_real_ham10000",
-                {"dataset": "ham10000", "data_dir": real_ham}, needs_real=True),
         Chapter("08_results", "08_results", {}),
     ]
-    return [*before_grid, Chapter("<grid>", "<grid>"), *after_grid]
+    chapters = [*before_grid, Chapter("<grid>", "<grid>"), *after_grid]
+    if real is not None:
+        params = real_chapter_parameters(real)
+        chapters = [Chapter(c.notebook, c.output, params.get(c.output, c.parameters),
+                            c.needs_real) for c in chapters]
+    return chapters
 
 
 CHAPTERS = _chapters(None)
@@ -124,9 +138,13 @@ def _write_unavailable(ch: Chapter, out_dir: Path) -> None:
     (out_dir / f"{ch.output}.md").write_text(text, encoding="utf-8")
 
 
-def _run_grid(root: Path, out_dir: Path) -> None:
+def _run_grid(root: Path, out_dir: Path, real: Path | None = None) -> None:
     from fusion_utils.experiments.results import collect
     from fusion_utils.experiments.runner import run_grid
+
+    if real is not None:
+        _run_real_grid(root, out_dir, real)
+        return
     runs = root / "runs" / "book"
     t0 = time.perf_counter()
     summary = run_grid(root / "experiments" / "book.yaml", runs_dir=runs)
@@ -144,6 +162,39 @@ def _run_grid(root: Path, out_dir: Path) -> None:
             shutil.copyfile(src, out_dir / f"{stem}_{dataset}.ipynb")
 
 
+def _run_real_grid(root: Path, out_dir: Path, real: Path) -> None:
+    """Re-compute the real edition's chapter configurations and check them against the
+    committed results; copy their notebooks as chapters 03-05."""
+    from fusion_utils.experiments import real_edition
+    from fusion_utils.experiments.results import collect
+    from fusion_utils.experiments.runner import run_grid
+
+    runs = root / "runs" / REAL_CHECK_RUNS
+    if runs.exists():
+        shutil.rmtree(runs)  # a re-computation, never a resumed one
+    real_edition.build_real_manifests(real)
+    t0 = time.perf_counter()
+    summary = run_grid(root / "experiments" / "real.yaml", runs_dir=runs,
+                       only=",".join(REAL_CHAPTER_CONFIG.values()))
+    _log(f"real configurations re-computed ({time.perf_counter() - t0:.0f} s)")
+    failed = summary[summary["state"] == "failed"]
+    if len(failed):
+        details = "; ".join(f"{r.config_id}: {r.error}" for r in failed.itertuples())
+        raise RuntimeError(f"{len(failed)} real configuration(s) failed: {details}")
+    recomputed = collect(runs, runs / "results.parquet")
+    report = real_edition.check_against_committed(recomputed,
+                                                  real_edition.committed_results())
+    _log(f"re-computed results agree with results/real/results.parquet within "
+         f"{real_edition.TOLERANCE} (largest difference {report['difference'].max():.4f})")
+    report.to_csv(runs / "check_against_committed.csv", index=False)
+    for dataset, config_id in REAL_CHAPTER_CONFIG.items():
+        for stem in ("03_feature_extraction", "04_fusion", "05_evaluation"):
+            src = runs / config_id / f"{stem}.ipynb"
+            if not src.is_file():
+                raise FileNotFoundError(f"real configuration did not produce {src}")
+            shutil.copyfile(src, out_dir / f"{stem}_{dataset}.ipynb")
+
+
 def build_book(*, skip_execute: bool = False, check: bool = False) -> Path:
     """Run the whole build and return the path of ``_build/html/index.html``."""
     from fusion_utils.data.demo import write_demo_cohort
@@ -152,35 +203,40 @@ def build_book(*, skip_execute: bool = False, check: bool = False) -> Path:
     os.environ["FUSION_PROJECT_ROOT"] = str(root)
     out_dir = executed_dir()
     real = real_data_dir()
+    timer = StageTimer()
+    _log(f"{edition_name(real)} edition" + (f" (real data in {real})" if real else ""))
     if not skip_execute:
-        t0 = time.perf_counter()
-        write_demo_cohort(root / "data" / "demo", **DEMO_SIZE)
-        _log(f"demo cohort ready ({time.perf_counter() - t0:.0f} s)")
+        with timer.stage("demo cohort"):
+            write_demo_cohort(root / "data" / "demo", **DEMO_SIZE)
         if out_dir.exists():
             shutil.rmtree(out_dir)
         out_dir.mkdir(parents=True)
         for ch in _chapters(real):
             if ch.notebook == "<grid>":
-                _run_grid(root, out_dir)
+                with timer.stage("real configurations + check" if real else "book grid"):
+                    _run_grid(root, out_dir, real)
             elif ch.needs_real and real is None:
                 _write_unavailable(ch, out_dir)
                 _log(f"{ch.output}: real tables not available, placeholder page written")
             else:
-                _run_chapter(ch, out_dir)
+                with timer.stage(ch.output):
+                    _run_chapter(ch, out_dir)
         save_machine(out_dir)
     # Under each chapter's title: what it needs, its run time here, its .ipynb/.py downloads.
     annotate_executed(out_dir)
-    write_runtimes_page(out_dir, root / "runs" / "book")
+    write_runtimes_page(out_dir, root / "runs" / (REAL_CHECK_RUNS if real else "book"))
     build = root / "_build"
     if build.exists():
         shutil.rmtree(build)
     config = write_book_config(root, build / "_config.yml")  # only with FUSION_REPOSITORY_URL
+    config = write_edition_config(root, build / "_config.yml", banner(real), base=config)
     jb = Path(sys.executable).parent / "jupyter-book"
     cmd = [str(jb) if jb.exists() else "jupyter-book", "build", str(root), "--path-output",
            str(root), "-W", "-n", "--keep-going", "--all", "--builder", "html",
            *(["--config", str(config)] if config else [])]
     _log("jupyter-book build -W -n --keep-going --all")
-    subprocess.run(cmd, check=True, cwd=root)
+    with timer.stage("jupyter-book build"):
+        subprocess.run(cmd, check=True, cwd=root)
     index = build / "html" / "index.html"
     if not index.is_file():
         raise FileNotFoundError(f"jupyter-book finished but {index} is missing")
@@ -189,6 +245,7 @@ def build_book(*, skip_execute: bool = False, check: bool = False) -> Path:
 
         check_book(build / "html")
     _log(f"book ready: {index}")
+    print(f"\nTime per stage ({edition_name(real)} edition):\n{timer.table()}", flush=True)
     return index
 
 

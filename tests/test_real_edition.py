@@ -11,11 +11,24 @@ from fusion_utils.experiments import real_edition as re_
 
 
 def _table(auroc: float, bacc: float) -> pd.DataFrame:
-    return pd.DataFrame({
-        "config_id": ["ham10000-efficientnet_lite0-bn-noaug"] * 2,
-        "classifier": ["image", "fused"],
-        "auroc_macro": [auroc, auroc + 0.02], "balanced_accuracy": [bacc, bacc + 0.05],
-    })
+    """A long results table (as collect writes it) with distractor rows around the headline."""
+    rows = []
+    for model, d_auc, d_bacc in (("image", 0.0, 0.0), ("fused", 0.02, 0.05)):
+        for metric, cls, value in (("auroc", "macro_mean", auroc + d_auc),
+                                   ("sensitivity", "macro_mean", bacc + d_bacc),
+                                   ("auroc", "macro_std", 0.9), ("sensitivity", "nv", 0.1),
+                                   ("accuracy", "macro_mean", 0.3)):
+            rows.append({"config_id": "ham10000-efficientnet_lite0-bn-noaug",
+                         "dataset": "ham10000", "metric": metric, "class": cls,
+                         "model": model, "value": value})
+    return pd.DataFrame(rows)
+
+
+def test_headline_is_macro_auroc_and_mean_sensitivity() -> None:
+    h = re_.headline(_table(0.8, 0.5)).set_index("model")
+    assert h.loc["image", "auroc_macro"] == pytest.approx(0.8)
+    assert h.loc["fused", "auroc_macro"] == pytest.approx(0.82)
+    assert h.loc["fused", "balanced_accuracy"] == pytest.approx(0.55)
 
 
 def test_agreeing_results_pass_and_report_differences() -> None:
@@ -33,19 +46,20 @@ def test_disagreement_beyond_tolerance_names_the_row() -> None:
 
 def test_tolerance_is_the_stated_one() -> None:
     new, old = _table(0.85, 0.50), _table(0.85, 0.50)
-    old.loc[0, "auroc_macro"] += re_.TOLERANCE * 0.9
+    old.loc[0, "value"] += re_.TOLERANCE * 0.9
     re_.check_against_committed(new, old)
-    old.loc[0, "auroc_macro"] += re_.TOLERANCE * 0.2
+    old.loc[0, "value"] += re_.TOLERANCE * 0.2
     with pytest.raises(ValueError, match="more than 0.01"):
         re_.check_against_committed(new, old)
 
 
 def test_missing_committed_row_and_nan_fail() -> None:
-    committed = _table(0.85, 0.5).iloc[:1]
+    committed = _table(0.85, 0.5)
+    committed = committed[committed["model"] == "image"]
     with pytest.raises(ValueError, match="absent from the committed table"):
         re_.check_against_committed(_table(0.85, 0.5), committed)
     nan = _table(0.85, 0.5)
-    nan.loc[1, "auroc_macro"] = float("nan")
+    nan.loc[0, "value"] = float("nan")
     with pytest.raises(ValueError, match="differ"):
         re_.check_against_committed(nan, _table(0.85, 0.5))
 

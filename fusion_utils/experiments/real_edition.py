@@ -37,8 +37,10 @@ __all__ = [
     "TOLERANCE",
     "build_real_manifests",
     "check_against_committed",
+    "collect_real",
     "committed_results",
     "data_checksums",
+    "headline",
     "machine_description",
     "real_manifest_path",
     "write_provenance",
@@ -159,18 +161,48 @@ def committed_results(path: str | os.PathLike[str] | None = None) -> pd.DataFram
     return pd.read_parquet(path)
 
 
+def headline(results: pd.DataFrame) -> pd.DataFrame:
+    """Macro AUROC and balanced accuracy per configuration and model from a results table.
+
+    Balanced accuracy is the macro mean of the per-class sensitivity (recall), as in
+    scikit-learn's ``balanced_accuracy_score``; macro AUROC the macro mean of the one-vs-rest
+    AUROCs. Both come from the ``macro_mean`` rows of a results table
+    (:mod:`fusion_utils.experiments.results`).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``config_id``, ``dataset``, ``backbone``, ``mode``, ``augment``, ``model``,
+        ``auroc_macro``, ``balanced_accuracy``; one row per configuration and model.
+    """
+    need = ["config_id", "metric", "class", "model", "value"]
+    missing = [c for c in need if c not in results.columns]
+    if missing:
+        raise ValueError(f"results table lacks column(s) {', '.join(missing)}")
+    rows = results[(results["class"] == "macro_mean")
+                   & results["metric"].astype(str).isin(["auroc", "sensitivity"])]
+    ids = [c for c in ("config_id", "dataset", "backbone", "mode", "augment", "model")
+           if c in rows.columns]
+    table = rows.assign(metric=rows["metric"].astype(str)).pivot_table(
+        index=ids, columns="metric", values="value", aggfunc="first", observed=True)
+    table = table.rename(columns={"auroc": "auroc_macro", "sensitivity": "balanced_accuracy"})
+    table.columns.name = None
+    return table.reset_index()
+
+
 def check_against_committed(recomputed: pd.DataFrame, committed: pd.DataFrame, *,
                             metrics: Sequence[str] = COMPARED_METRICS,
                             tolerance: float = TOLERANCE,
-                            keys: Sequence[str] = ("config_id", "classifier")) -> pd.DataFrame:
+                            keys: Sequence[str] = ("config_id", "model")) -> pd.DataFrame:
     """Compare re-computed results with the committed table; raise when they disagree.
 
     Parameters
     ----------
     recomputed, committed : pandas.DataFrame
-        Results tables (one row per configuration and classifier, as ``collect`` writes).
+        Results tables as ``collect`` writes them (long: one row per configuration, metric,
+        class and model); compared through :func:`headline`.
     metrics : sequence of str
-        Metric columns compared.
+        Headline columns compared (default macro AUROC and balanced accuracy).
     tolerance : float
         Largest allowed absolute difference (:data:`TOLERANCE`).
     keys : sequence of str
@@ -184,16 +216,19 @@ def check_against_committed(recomputed: pd.DataFrame, committed: pd.DataFrame, *
     Raises
     ------
     ValueError
-        A re-computed row has no committed counterpart, or a difference exceeds ``tolerance``
-        (the message lists the offending rows).
+        Nothing to compare, a re-computed row has no committed counterpart, or a difference
+        exceeds ``tolerance`` (the message lists the offending rows).
     """
     keys = list(keys)
-    for name, table in (("recomputed", recomputed), ("committed", committed)):
+    new_h, old_h = headline(recomputed), headline(committed)
+    if new_h.empty:
+        raise ValueError("the re-computed results table has no macro_mean rows to compare")
+    for name, table in (("recomputed", new_h), ("committed", old_h)):
         missing = [c for c in [*keys, *metrics] if c not in table.columns]
         if missing:
             raise ValueError(f"{name} results lack column(s) {', '.join(missing)}")
-    merged = recomputed[[*keys, *metrics]].merge(
-        committed[[*keys, *metrics]], on=keys, how="left", suffixes=("_new", "_committed"),
+    merged = new_h[[*keys, *metrics]].merge(
+        old_h[[*keys, *metrics]], on=keys, how="left", suffixes=("_new", "_committed"),
         indicator=True)
     absent = merged.loc[merged["_merge"] != "both", keys]
     if len(absent):
@@ -260,15 +295,55 @@ def write_provenance(results: pd.DataFrame, status: pd.DataFrame | None, *, comm
     return out / "PROVENANCE.json"
 
 
+def collect_real(runs_dir: str | os.PathLike[str] | None = None, *, command: str,
+                 grid_file: str | os.PathLike[str] | None = None,
+                 out_dir: str | os.PathLike[str] | None = None, notes: str = "") -> Path:
+    """Collect the real grid's completed runs into ``results/real`` with their provenance.
+
+    Per-configuration timings come from each run's ``status.json`` (``started``, ``finished``,
+    ``seconds`` and the seconds of each notebook stage); the grid's configurations that are not
+    done are listed as not yet run.
+    """
+    from fusion_utils.experiments.results import collect, read_status
+    from fusion_utils.experiments.spec import load_grid
+
+    root = project_root()
+    runs = Path(runs_dir) if runs_dir else root / "runs" / "real"
+    grid = load_grid(Path(grid_file) if grid_file else root / "experiments" / "real.yaml",
+                     resolve_notebooks=False)
+    results = collect(runs)
+    rows, not_run = [], []
+    for config in grid.configurations:
+        st = read_status(runs / config.config_id)
+        if st.get("state") != "done":
+            not_run.append(f"{config.config_id} ({st.get('state', 'pending')})")
+            continue
+        rows.append({"config_id": config.config_id, "state": st.get("state"),
+                     "started": st.get("started"), "finished": st.get("finished"),
+                     "seconds": st.get("seconds"), "threads": st.get("threads"),
+                     "host": st.get("host"),
+                     "stages": json.dumps(st.get("stages") or {}, sort_keys=True)})
+    status = pd.DataFrame(rows)
+    return write_provenance(results, status, command=command, out_dir=out_dir,
+                            not_run=not_run, notes=notes)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m fusion_utils.experiments.real_edition",
                                      description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="cmd", required=True)
     man = sub.add_parser("manifests", help="build the real edition's two manifests")
     man.add_argument("--data-dir", default="")
+    col = sub.add_parser("collect", help="collect runs/real into results/real with provenance")
+    col.add_argument("--runs-dir", default="")
+    col.add_argument("--command", required=True, help="the command that ran the grid")
+    col.add_argument("--notes", default="")
     args = parser.parse_args(argv)
     if args.cmd == "manifests":
         build_real_manifests(args.data_dir or None)
+    else:
+        path = collect_real(args.runs_dir or None, command=args.command, notes=args.notes)
+        print(path)
     return 0
 
 
