@@ -56,6 +56,7 @@ from myst_nb import glue
 
 from fusion_utils.evaluation import plots as eval_plots
 from fusion_utils.experiments import findings as grid_findings
+from fusion_utils.experiments import real_edition
 from fusion_utils.experiments import results as grid_results
 from fusion_utils.paths import check_dataset, project_root
 from fusion_utils.paths import runs_dir as default_runs_dir
@@ -76,12 +77,31 @@ configs = (results.drop_duplicates("config_id")
            .reset_index(drop=True))
 display(configs)
 grids = ", ".join(sorted(map(str, results["grid"].dropna().unique())))
+provenance = real_edition.read_provenance(results_path) if str(results_path) else None
 data_label = (f"grid {grids}: {len(configs)} configuration(s)"
-              + (" on the synthetic demo cohort" if grids == "book" else ""))
+              + (" on the synthetic demo cohort" if grids == "book" else "")
+              + (f" on {real_edition.cohort_sentence(provenance)}" if provenance else ""))
 glue("data_label", data_label, display=False)
+print(data_label)
 
 # %% [markdown]
-# Each row above is one configuration of the grid that completed; its run folder
+# Where these results come from: a table collected from run folders now (the demo edition), or
+# the committed table of a grid run once (the real edition: `results/real/results.parquet`,
+# written by `python -m fusion_utils.experiments.real_edition collect`), whose provenance file
+# records the command, the git commit, the data checksums, the machine and the time each
+# configuration took. The book build re-computes part of it and fails when they disagree.
+
+# %%
+if provenance:
+    display(Markdown(real_edition.provenance_markdown(provenance)))
+else:
+    print(f"Collected now from the run folders of grid {grids} (no provenance file).")
+print(f"Macro AUROC and balanced accuracy (macro mean of the per-class sensitivity) on the test "
+      f"split, image-only vs fused, for {data_label}:")
+real_edition.headline_table(results).round(3)
+
+# %% [markdown]
+# Each row of the configuration table is one configuration of the grid that completed; its run folder
 # (`runs/<grid>/<config_id>/`) holds the executed feature-extraction, fusion and evaluation
 # notebooks, which the book shows for one configuration per dataset in the earlier chapters. The
 # results table has one row per configuration, metric, class (or `macro_mean`/`macro_std`) and

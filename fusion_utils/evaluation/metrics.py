@@ -77,15 +77,31 @@ def _div(num: np.ndarray, den: np.ndarray) -> np.ndarray:
 
 def _labels_and_proba(y_true: Sequence, proba: np.ndarray, classes: Sequence[str]
                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    from fusion_utils.errors import MetricInputError  # entry-point validation (issue 15)
+
     classes = np.asarray(classes, dtype=str)
+    missing = pd.isna(pd.Series(np.asarray(y_true, dtype=object).ravel()))
+    if missing.any():
+        raise MetricInputError(f"y_true has {int(missing.sum())} missing label(s) (None/NaN) at "
+                               f"row(s) {np.flatnonzero(missing)[:5].tolist()}; drop those rows")
     y = np.asarray(y_true).astype(str)
-    proba = np.asarray(proba, dtype=float)
+    try:
+        proba = np.asarray(proba, dtype=float)
+    except (TypeError, ValueError) as exc:
+        raise MetricInputError(f"proba must hold numbers (class probabilities), got "
+                               f"{type(proba).__name__} that does not convert: {exc}") from exc
     if proba.ndim != 2 or proba.shape != (len(y), len(classes)):
-        raise ValueError(f"proba has shape {proba.shape}; expected (n={len(y)}, "
-                         f"classes={len(classes)}) with columns in the order {list(classes)}")
-    unknown = sorted(set(y) - set(classes))
+        raise MetricInputError(f"proba has shape {proba.shape}; expected (n={len(y)}, "
+                               f"classes={len(classes)}) with columns in the order "
+                               f"{list(classes)}")
+    bad = ~np.isfinite(proba).all(axis=1)
+    if bad.any():
+        raise MetricInputError(f"proba has NaN or infinite values in {int(bad.sum())} row(s) "
+                               f"(e.g. rows {np.flatnonzero(bad)[:5].tolist()}); a classifier "
+                               "that produced them failed: check its inputs")
+    unknown = sorted(str(u) for u in set(y) - set(classes))
     if unknown:
-        raise ValueError(f"y_true has label(s) {unknown} not in classes {list(classes)}")
+        raise MetricInputError(f"y_true has label(s) {unknown} not in classes {list(classes)}")
     return y, proba, classes
 
 

@@ -23,6 +23,7 @@ from torch.utils.data import Dataset
 from torchvision.transforms.v2 import InterpolationMode
 from torchvision.transforms.v2 import functional as TF
 
+from fusion_utils.errors import FeatureError, describe
 from fusion_utils.features.augment import AugmentParams, PaperAugmentation, sample_seed
 
 __all__ = [
@@ -114,6 +115,13 @@ def load_rgb(row: Any, scalogram_cache: Any | None = None) -> torch.Tensor:
 
     HAM10000 rows decode ``row.path`` (uint8). PTB-XL rows return the cached scalogram montage of
     the WFDB record at ``row.path`` (dtype as the cache returns it).
+
+    Raises
+    ------
+    FileNotFoundError
+        The image file is missing.
+    fusion_utils.errors.FeatureError
+        The image cannot be decoded (truncated or corrupt JPEG/PNG); names the file and record.
     """
     dataset = str(row["dataset"])
     path = str(row["path"])
@@ -126,8 +134,15 @@ def load_rgb(row: Any, scalogram_cache: Any | None = None) -> torch.Tensor:
                                 "(rebuild the manifest with notebook 01 if the data moved)")
     from PIL import Image
 
-    with Image.open(path) as image:
-        return torch.from_numpy(np.array(image.convert("RGB"))).permute(2, 0, 1).contiguous()
+    try:
+        with Image.open(path) as image:
+            rgb = np.array(image.convert("RGB"))
+    except (OSError, SyntaxError, ValueError) as exc:  # UnidentifiedImageError is an OSError
+        raise FeatureError(describe(
+            path, f"unreadable image of record {row['record_id']!r} (truncated, corrupt or not "
+                  f"an image: {type(exc).__name__}: {exc})",
+            "replace the file (re-download it) or drop the record from the manifest")) from exc
+    return torch.from_numpy(rgb).permute(2, 0, 1).contiguous()
 
 
 def resize_image(image: torch.Tensor, size: int) -> torch.Tensor:

@@ -11,11 +11,15 @@ The cache
 Results live under ``paths.cache_dir("features")/<backbone>-<mode>-<key>/``, where ``key``
 hashes everything the numbers depend on: the manifest rows (ids, labels, paths, splits), how the
 images are made (for PTB-XL: the montage parameters), the backbone and its weights, the mode and
-the fine-tuning options, the augmentation and (when it matters) the seed, the precision and
-:data:`fusion_utils.features.datasets.PREPROCESSING_VERSION`. Extraction writes one ``chunk_<k>.npz``
+the fine-tuning options, the augmentation and (when it matters) the seed, the precision,
+:data:`fusion_utils.features.datasets.PREPROCESSING_VERSION` and the size and modification time
+of every input file (:func:`input_fingerprint`: the images, or the WFDB ``.hea``/``.dat`` files
+of PTB-XL records), so a replaced image gives another key and is recomputed. Extraction writes one ``chunk_<k>.npz``
 per ``chunk_size`` images, atomically; an interrupted run keeps its finished chunks and computes
 only the missing ones next time. When all chunks are there they are joined into
-``features.npz`` (a :class:`FeatureSet`) and removed, so a re-run is a single file read.
+``features.npz`` (a :class:`FeatureSet`) and removed, so a re-run is a single file read. A chunk
+or ``features.npz`` that cannot be read (truncated, overwritten) is recomputed with a warning
+naming it; :meth:`FeatureSet.load` raises :class:`~fusion_utils.errors.FeatureError` for it.
 Fine-tuned networks are cached the same way under ``paths.cache_dir("checkpoints")``.
 """
 
@@ -28,6 +32,8 @@ import math
 import os
 import shutil
 import time
+import warnings
+import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -37,6 +43,7 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader, Subset
 
+from fusion_utils.errors import FeatureError, describe
 from fusion_utils.features.augment import AugmentParams
 from fusion_utils.features.backbones import (
     Backbone,
@@ -58,6 +65,7 @@ __all__ = [
     "FeatureSet",
     "extract_features",
     "feature_cache_key",
+    "input_fingerprint",
     "manifest_hash",
     "precision_context",
     "run_features",
@@ -65,6 +73,8 @@ __all__ = [
 ]
 
 FEATURES_VERSION = 2
+# What np.load raises on a damaged .npz (a truncated zip, a bad member, a wrong header).
+_NPZ_ERRORS = (OSError, EOFError, KeyError, ValueError, zipfile.BadZipFile)
 MODES = ("bn", "ft")
 PRECISIONS = ("float32", "bf16", "bf16-autocast")
 
@@ -141,17 +151,33 @@ class FeatureSet:
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> FeatureSet:
-        """Read a file written by :meth:`save`."""
+        """Read a file written by :meth:`save`.
+
+        Raises
+        ------
+        FileNotFoundError
+            No file at ``path``.
+        fusion_utils.errors.FeatureError
+            The file is damaged (truncated, overwritten) or not a FeatureSet file.
+        """
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"feature file not found: {path} (write it with notebook 03 "
                                     "or FeatureSet.save)")
-        with np.load(path, allow_pickle=False) as z:
-            missing = {"ids", "labels", "split", "X", "feature_names", "info"} - set(z.files)
-            if missing:
-                raise ValueError(f"{path}: not a FeatureSet file (missing {sorted(missing)})")
-            return cls(z["ids"], z["labels"], z["split"], z["X"], z["feature_names"],
-                       json.loads(str(z["info"])))
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                missing = {"ids", "labels", "split", "X", "feature_names", "info"} - set(z.files)
+                if missing:
+                    raise FeatureError(describe(path, f"not a FeatureSet file (missing "
+                                                      f"{sorted(missing)})"))
+                return cls(z["ids"], z["labels"], z["split"], z["X"], z["feature_names"],
+                           json.loads(str(z["info"])))
+        except FeatureError:
+            raise
+        except _NPZ_ERRORS as exc:
+            raise FeatureError(describe(
+                path, f"damaged feature file ({type(exc).__name__}: {exc})",
+                "delete it and extract again (notebook 03 or extract_features)")) from exc
 
 
 def subsample_manifest(manifest: pd.DataFrame, max_images: int, seed: int = 0) -> pd.DataFrame:
@@ -194,6 +220,33 @@ def manifest_hash(manifest: pd.DataFrame) -> str:
         raise ValueError(f"manifest lacks column(s) {', '.join(missing)}")
     rows = manifest[cols].astype(str).to_numpy().tolist()
     return stable_hash(rows, length=24)
+
+
+def _input_files(dataset: str, path: str) -> tuple[str, ...]:
+    if dataset == "ptbxl":
+        base = path[: -len(".hea")] if path.endswith((".hea", ".dat")) else path
+        return (base + ".hea", base + ".dat")
+    return (path,)
+
+
+def input_fingerprint(manifest: pd.DataFrame) -> str:
+    """Hash of the size and modification time (ns) of every input file of the manifest.
+
+    HAM10000 rows: the image at ``path``; PTB-XL rows: the record's ``.hea`` and ``.dat``. A
+    missing file counts as ``None`` (extraction then fails with a clear error). Size and time,
+    not a content hash: hashing 10,000 photographs would cost more than a cache hit saves;
+    tools that rewrite a file keep neither unchanged.
+    """
+    stamps: list[Any] = []
+    for dataset, path in zip(manifest["dataset"].astype(str), manifest["path"].astype(str),
+                             strict=True):
+        for f in _input_files(dataset, path):
+            try:
+                st = os.stat(f)
+                stamps.append((f, st.st_size, st.st_mtime_ns))
+            except OSError:
+                stamps.append((f, None, None))
+    return stable_hash(stamps, length=24)
 
 
 def _augment_params(augment: bool | str | AugmentParams | None) -> AugmentParams | None:
@@ -243,6 +296,7 @@ def feature_cache_key(manifest: pd.DataFrame, backbone: str, weights: Any, mode:
         "features_version": FEATURES_VERSION,
         "preprocessing_version": PREPROCESSING_VERSION,
         "manifest": manifest_hash(manifest),
+        "inputs": input_fingerprint(manifest),
         "images": image_source if image_source is not None else image_source_info(
             dataset, montage_params_for(backbone_spec(backbone).input_size, None,
                                         manifest.attrs.get("sampling_rate"))
@@ -422,10 +476,15 @@ def extract_features(
     entry = root / f"{backbone}-{mode}-{digest}"
     final = entry / "features.npz"
     if use_cache and final.is_file():
-        fs = FeatureSet.load(final)
-        if fs.info.get("cache_key") == key:
-            fs.info.update(cache_hit=True, cache_dir=str(entry))
-            return fs
+        try:
+            fs = FeatureSet.load(final)
+        except FeatureError as exc:
+            warnings.warn(f"{exc}: recomputing it", stacklevel=2)
+            final.unlink(missing_ok=True)
+        else:
+            if fs.info.get("cache_key") == key:
+                fs.info.update(cache_hit=True, cache_dir=str(entry))
+                return fs
 
     info: dict[str, Any] = {
         "dataset": dataset, "backbone": backbone, "mode": mode, "weights_requested":
@@ -479,9 +538,13 @@ def extract_features(
     for c in range(n_chunks):
         path = entry / f"chunk_{c:05d}.npz"
         if use_cache and path.is_file():
-            with np.load(path, allow_pickle=False) as z:
-                if int(z["start"]) == c * chunk_size and len(z["X"]) == min(chunk_size, n - c * chunk_size):
-                    chunks[c] = z["X"]
+            try:
+                with np.load(path, allow_pickle=False) as z:
+                    if int(z["start"]) == c * chunk_size and len(z["X"]) == min(chunk_size, n - c * chunk_size):
+                        chunks[c] = z["X"]
+            except _NPZ_ERRORS as exc:
+                warnings.warn(f"{path}: damaged feature chunk ({type(exc).__name__}: {exc}); "
+                              "recomputing it", stacklevel=2)
     todo = [c for c in range(n_chunks) if c not in chunks]
     bar = None
     if progress and todo:
