@@ -114,10 +114,17 @@ def load_ham_table(
     for col in df.columns:
         if df[col].dtype == object:
             df[col] = df[col].str.strip()
-    bad = sorted(set(df["dx"].dropna()) - set(DIAGNOSES))
-    if bad or df["dx"].isna().any():
-        raise ValueError(f"{path}: dx has unknown or missing value(s) {bad or [None]}; expected "
-                         f"one of {', '.join(DIAGNOSES)}")
+    bad_rows = df["dx"].isna() | ~df["dx"].isin(DIAGNOSES)
+    if bad_rows.any():  # counts and example image ids per unknown class (issue 15)
+        from fusion_utils.errors import DataError
+
+        found = df.loc[bad_rows, ["dx", "image_id"]].fillna({"dx": "<missing>"})
+        counts = found.groupby("dx")["image_id"].agg(["size", "first"])
+        listed = ", ".join(f"{dx!r}: {n} (e.g. {first})" for dx, (n, first) in counts.iterrows())
+        values = sorted(set(df.loc[bad_rows, "dx"].dropna())) or [None]
+        raise DataError(f"{path}: dx has unknown or missing value(s) {values} in "
+                        f"{int(bad_rows.sum())} row(s): {listed}; expected one of "
+                        f"{', '.join(DIAGNOSES)}")
     if df["image_id"].duplicated().any():
         dup = df.loc[df["image_id"].duplicated(), "image_id"].head(5).tolist()
         raise ValueError(f"{path}: image_id is not unique (e.g. {dup})")

@@ -156,3 +156,20 @@ def test_corrupt_zip_member_fails_its_crc(tmp_path: Path) -> None:
     archive.write_bytes(bytes(data))
     with pytest.raises(DataError, match=r"images\.zip: truncated or damaged"):
         dl.extract_zip(archive, tmp_path / "out")
+
+
+# --- HAM10000 labels ---------------------------------------------------------------------------
+
+def test_ham_unknown_classes_are_counted_with_examples(tmp_path: Path) -> None:
+    from fusion_utils.data import ham10000
+
+    rows = ["lesion_id,image_id,dx,dx_type,age,sex,localization",
+            "HAM_1,ISIC_0000001,nv,histo,50,male,back",
+            "HAM_2,ISIC_0000002,naevus,histo,40,male,back",
+            "HAM_3,ISIC_0000003,naevus,histo,45,female,face",
+            "HAM_4,ISIC_0000004,,histo,45,female,face"]
+    (tmp_path / "HAM10000_metadata.csv").write_text("\n".join(rows) + "\n")
+    with pytest.raises(DataError, match=r"HAM10000_metadata\.csv: dx has unknown or missing "
+                                        r"value\(s\) \['naevus'\] in 3 row\(s\): '<missing>': 1 "
+                                        r"\(e\.g\. ISIC_0000004\), 'naevus': 2 \(e\.g\. ISIC_0000002\)"):
+        ham10000.load_ham_table(tmp_path)
