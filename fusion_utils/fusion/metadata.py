@@ -9,10 +9,21 @@ The paper's mapping (``encoding="paper"``, the default):
   ``2001-05-28T12:49:25``, or a plain date) become six numbers, e.g.
   ``2001-05-28 12:49:25 -> [2001, 5, 28, 12, 49, 25]``, named ``<col>.year`` ...
   ``<col>.second``;
-- every other column becomes a category index learned on the training split (categories sorted
-  by their text, indices 0, 1, ...); a category not seen in training maps to -1;
-- missing values (NaN, None, empty text) become -1, "the minimum value to differentiate it from
-  the rest of the data".
+- every other column becomes a category index learned on the training split: the categories
+  sorted by their text and numbered 1, 2, ..., K, as MATLAB's ``categorical`` numbers them
+  ("the categories of B are the sorted unique values from A"; ``double(categorical(A))`` gives
+  1..K, and ``findgroups`` numbers groups in the same sorted order). We follow ``categorical``
+  because it is MATLAB's type for "grouped into categories" and its order does not depend on
+  the order of the rows; ``grp2idx`` on text numbers categories in order of first appearance
+  instead, which would change with the shuffling of the split. Starting at 1 keeps the codes
+  apart from the -1 of a missing value (indices from 0 would put the first category next to
+  it). A category not seen in training maps to -1;
+- missing values (NaN, None, empty text, and the texts listed in ``missing_values``, by default
+  ``"unknown"``) become -1, "the minimum value to differentiate it from the rest of the data".
+  HAM10000's CSV writes ``unknown`` for a sex or a localization that was not recorded; the
+  paper read the ISIC archive's JSON metadata, where the same entries are ``null``, so they were
+  missing values there and are missing values here (``missing_values=()`` keeps ``unknown`` as
+  a category of its own).
 
 Options for comparison: ``"standardised"`` applies the paper's mapping and then centres and
 scales every output column with the training mean and standard deviation (missing values are
@@ -22,6 +33,12 @@ the paper, and replaces each categorical column with one 0/1 indicator per train
 
 Columns may be given with the manifest's ``meta.`` prefix or without it; output names never carry
 the prefix.
+
+Input: a pandas DataFrame (the intended use: columns are named and of mixed types), or a 2-D
+array-like, whose columns are then named ``x0``, ``x1``, ... and matched by position in
+``transform``. Empty, one-dimensional, sparse and complex input is refused with scikit-learn's
+own errors (``sklearn.utils.validation.check_array``), so the encoder passes scikit-learn's
+``check_estimator`` suite (``tests/fusion/test_metadata_estimator_checks.py``).
 """
 
 from __future__ import annotations
@@ -33,7 +50,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.validation import check_array, check_is_fitted
 
 __all__ = ["DATETIME_PARTS", "ENCODINGS", "MetadataEncoder", "parse_datetime_column"]
 
@@ -53,18 +70,21 @@ def _strip(name: str) -> str:
     return name[len(PREFIX):] if name.startswith(PREFIX) else name
 
 
-def _is_missing(value: Any) -> bool:
+def _is_missing(value: Any, tokens: frozenset[str] = frozenset()) -> bool:
+    """NaN, None, empty text, or a text whose case-folded, stripped form is in ``tokens``."""
     if value is None:
         return True
     if isinstance(value, str):
-        return value.strip() == ""
+        text = value.strip()
+        return text == "" or text.casefold() in tokens
     try:
         return bool(pd.isna(value))
     except (TypeError, ValueError):
         return False
 
 
-def parse_datetime_column(values: pd.Series, column: str) -> np.ndarray:
+def parse_datetime_column(values: pd.Series, column: str,
+                          missing_values: frozenset[str] = frozenset()) -> np.ndarray:
     """Parse a date-time column into an (n, 6) float array; missing entries give -1.
 
     Parameters
@@ -74,6 +94,8 @@ def parse_datetime_column(values: pd.Series, column: str) -> np.ndarray:
         ``"2001-05-28"`` (time parts 0), or ``datetime64`` / ``Timestamp`` values.
     column : str
         Name used in error messages.
+    missing_values : frozenset of str
+        Case-folded texts that count as missing (besides NaN, None and empty text).
 
     Raises
     ------
@@ -82,7 +104,7 @@ def parse_datetime_column(values: pd.Series, column: str) -> np.ndarray:
     """
     out = np.full((len(values), 6), -1.0)
     for i, v in enumerate(values.tolist()):
-        if _is_missing(v):
+        if _is_missing(v, missing_values):
             continue
         if isinstance(v, pd.Timestamp | np.datetime64) or hasattr(v, "year"):
             ts = pd.Timestamp(v)
@@ -105,12 +127,12 @@ def parse_datetime_column(values: pd.Series, column: str) -> np.ndarray:
     return out
 
 
-def _looks_datetime(series: pd.Series) -> bool:
+def _looks_datetime(series: pd.Series, tokens: frozenset[str] = frozenset()) -> bool:
     if pd.api.types.is_datetime64_any_dtype(series):
         return True
     if pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series):
         return False
-    present = [v for v in series.tolist() if not _is_missing(v)]
+    present = [v for v in series.tolist() if not _is_missing(v, tokens)]
     if not present:
         return False
     hits = sum(bool(_DATETIME_RE.match(str(v))) if isinstance(v, str) else hasattr(v, "year")
@@ -136,6 +158,9 @@ class MetadataEncoder(TransformerMixin, BaseEstimator):
         auto-detects columns whose values look like ``yyyy-MM-dd[ hh:mm:ss]`` / ISO 8601.
     columns : sequence of str, optional
         Metadata columns to use; default: every ``meta.*`` column if there is any, else all.
+    missing_values : sequence of str
+        Texts that mean "not recorded" and become -1 like NaN (compared case-insensitively);
+        default ``("unknown",)``, HAM10000's placeholder for what ISIC's JSON stores as null.
 
     Attributes
     ----------
@@ -144,7 +169,9 @@ class MetadataEncoder(TransformerMixin, BaseEstimator):
     kinds_ : dict
         Output-name (no prefix) -> ``"numeric"``, ``"datetime"`` or ``"categorical"``.
     categories_ : dict
-        Categorical column -> list of training categories (index = position).
+        Categorical column -> sorted list of training categories (category index = position + 1).
+    n_features_in_ : int
+        Number of input columns used.
     mean_, scale_ : ndarray
         Training mean/std of the paper-mapped columns (``"standardised"`` only).
 
@@ -154,18 +181,60 @@ class MetadataEncoder(TransformerMixin, BaseEstimator):
     >>> df = pd.DataFrame({"meta.age": [56.0, None], "meta.recording_date": ["2001-05-28 12:49:25", None]})
     >>> MetadataEncoder().fit_transform(df)[0].tolist()
     [56.0, 2001.0, 5.0, 28.0, 12.0, 49.0, 25.0]
+    >>> sex = pd.DataFrame({"sex": ["male", "female", "unknown", None]})
+    >>> MetadataEncoder().fit_transform(sex)[:, 0].tolist()
+    [2.0, 1.0, -1.0, -1.0]
     """
 
     def __init__(self, encoding: str = "paper", datetime_columns: Sequence[str] | None = None,
-                 columns: Sequence[str] | None = None):
+                 columns: Sequence[str] | None = None,
+                 missing_values: Sequence[str] = ("unknown",)):
         self.encoding = encoding
         self.datetime_columns = datetime_columns
         self.columns = columns
+        self.missing_values = missing_values
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True  # NaN is a missing value: -1
+        tags.input_tags.string = True  # text columns become category indices
+        tags.input_tags.categorical = True  # pandas categorical columns too
+        return tags
 
     # -- helpers -----------------------------------------------------------------------------
+    def _tokens(self) -> frozenset[str]:
+        values = self.missing_values
+        if isinstance(values, str):
+            values = (values,)
+        return frozenset(str(v).strip().casefold() for v in (values or ()))
+
+    def _missing(self, value: Any) -> bool:
+        return _is_missing(value, self._tokens_)
+
+    def _as_frame(self, X: Any, *, reset: bool) -> pd.DataFrame:
+        """``X`` as a DataFrame; arrays get columns ``x0``, ``x1``, ... (by position after fit).
+
+        Empty, 1-D, sparse and complex input raise scikit-learn's errors (``check_array``).
+        """
+        if isinstance(X, pd.DataFrame):
+            for axis, what in ((0, "sample"), (1, "feature")):
+                if X.shape[axis] < 1:
+                    raise ValueError(f"Found array with 0 {what}(s) (shape={X.shape}) while a "
+                                     "minimum of 1 is required by MetadataEncoder.")
+            return X
+        arr = check_array(X, dtype=None, accept_sparse=False, ensure_all_finite=False,
+                          estimator=self, input_name="X")
+        n = arr.shape[1]
+        if reset:
+            names = [f"x{j}" for j in range(n)]
+        else:
+            if n != self.n_features_in_:
+                raise ValueError(f"X has {n} features, but MetadataEncoder is expecting "
+                                 f"{self.n_features_in_} features as input.")
+            names = list(self.columns_)
+        return pd.DataFrame(arr, columns=names)
+
     def _select(self, frame: pd.DataFrame) -> list[str]:
-        if not isinstance(frame, pd.DataFrame):
-            raise TypeError(f"MetadataEncoder needs a pandas DataFrame, got {type(frame).__name__}")
         if self.columns is not None:
             found = []
             for c in self.columns:
@@ -194,26 +263,32 @@ class MetadataEncoder(TransformerMixin, BaseEstimator):
             series = self._lookup(frame, col)
             kind = self.kinds_[name]
             if kind == "datetime":
-                blocks.append(parse_datetime_column(series, name))
+                blocks.append(parse_datetime_column(series, name, self._tokens_))
                 names += [f"{name}.{p}" for p in DATETIME_PARTS]
             elif kind == "numeric":
+                if series.dtype == object:
+                    series = series.map(lambda v: np.nan if self._missing(v) else v)
                 try:
                     vals = pd.to_numeric(series, errors="raise").astype(float).to_numpy()
                 except (TypeError, ValueError) as exc:
                     raise ValueError(f"metadata column {name!r} was numeric in training but now "
                                      f"holds non-numbers ({exc})") from exc
+                if np.isinf(vals).any():
+                    raise ValueError(f"Input X contains infinity: metadata column {name!r}; "
+                                     "replace it by a number or by NaN (missing)")
                 blocks.append(np.where(np.isnan(vals), -1.0, vals)[:, None])
                 names.append(name)
             else:
-                index = {c: i for i, c in enumerate(self.categories_[name])}
-                codes = [-1.0 if _is_missing(v) else float(index.get(_category_key(v), -1))
+                # 1..K in sorted order (MATLAB's categorical); unseen and missing -> -1
+                index = {c: i + 1 for i, c in enumerate(self.categories_[name])}
+                codes = [-1.0 if self._missing(v) else float(index.get(_category_key(v), -1))
                          for v in series.tolist()]
                 if self.encoding == "onehot":
                     cats = self.categories_[name]
                     onehot = np.zeros((len(codes), len(cats)))
                     for i, c in enumerate(codes):
-                        if c >= 0:
-                            onehot[i, int(c)] = 1.0
+                        if c >= 1:
+                            onehot[i, int(c) - 1] = 1.0
                     blocks.append(onehot)
                     names += [f"{name}={c}" for c in cats]
                 else:
@@ -227,6 +302,8 @@ class MetadataEncoder(TransformerMixin, BaseEstimator):
         """Learn column kinds, categories (and scaling) from the training metadata ``X``."""
         if self.encoding not in ENCODINGS:
             raise ValueError(f"encoding={self.encoding!r}: expected one of {', '.join(ENCODINGS)}")
+        self._tokens_ = self._tokens()
+        X = self._as_frame(X, reset=True)
         self.columns_ = self._select(X)
         if not self.columns_:
             raise ValueError("no metadata columns to encode: pass a frame with meta.* columns")
@@ -235,7 +312,7 @@ class MetadataEncoder(TransformerMixin, BaseEstimator):
         self.categories_: dict[str, list[str]] = {}
         for col in self.columns_:
             name, series = _strip(col), X[col]
-            if (dt is not None and name in dt) or (dt is None and _looks_datetime(series)):
+            if (dt is not None and name in dt) or (dt is None and _looks_datetime(series, self._tokens_)):
                 self.kinds_[name] = "datetime"
             elif pd.api.types.is_bool_dtype(series):
                 self.kinds_[name] = "categorical"
@@ -243,13 +320,13 @@ class MetadataEncoder(TransformerMixin, BaseEstimator):
                 self.kinds_[name] = "numeric"
             else:
                 numeric = pd.to_numeric(series, errors="coerce")
-                present = series.map(lambda v: not _is_missing(v))
+                present = series.map(lambda v: not self._missing(v))
                 if present.any() and numeric[present].notna().all():
                     self.kinds_[name] = "numeric"  # numbers stored as text
                 else:
                     self.kinds_[name] = "categorical"
             if self.kinds_[name] == "categorical":
-                values = {_category_key(v) for v in series.tolist() if not _is_missing(v)}
+                values = {_category_key(v) for v in series.tolist() if not self._missing(v)}
                 self.categories_[name] = sorted(values)
         paper, names = self._paper(X)
         self.feature_names_out_ = np.asarray(names, dtype=object)
@@ -260,7 +337,7 @@ class MetadataEncoder(TransformerMixin, BaseEstimator):
                 sums = np.where(missing, 0.0, paper).sum(axis=0)
                 self.mean_ = np.where(counts > 0, sums / np.maximum(counts, 1), 0.0)
             filled = np.where(missing, self.mean_, paper)
-            std = filled.std(axis=0)
+            std = filled.std(axis=0)  # N: scikit-learn's StandardScaler convention
             self.scale_ = np.where(std > 0, std, 1.0)
         self.n_features_in_ = len(self.columns_)
         return self
@@ -268,8 +345,7 @@ class MetadataEncoder(TransformerMixin, BaseEstimator):
     def transform(self, X: pd.DataFrame) -> np.ndarray:
         """Encode ``X`` with what was learned in ``fit``; returns float64 (n, n_outputs)."""
         check_is_fitted(self, "kinds_")
-        if not isinstance(X, pd.DataFrame):
-            raise TypeError(f"MetadataEncoder needs a pandas DataFrame, got {type(X).__name__}")
+        X = self._as_frame(X, reset=False)
         out, _ = self._paper(X)
         if self.encoding == "standardised":
             # -1 marks a missing value in the paper's mapping; fill with the training mean
@@ -282,11 +358,11 @@ class MetadataEncoder(TransformerMixin, BaseEstimator):
         cols = []
         for col in self.columns_:
             name = _strip(col)
-            miss = self._lookup(X, col).map(_is_missing).to_numpy(bool)
+            miss = self._lookup(X, col).map(self._missing).to_numpy(bool)
             if self.kinds_[name] == "categorical":
                 index = set(self.categories_[name])
                 unseen = self._lookup(X, col).map(
-                    lambda v, idx=index: not _is_missing(v) and _category_key(v) not in idx)
+                    lambda v, idx=index: not self._missing(v) and _category_key(v) not in idx)
                 miss = miss | unseen.to_numpy(bool)
             width = 6 if self.kinds_[name] == "datetime" else 1
             cols += [miss] * width

@@ -32,8 +32,9 @@ def test_paper_example_date_to_six_numbers():
 def test_numbers_pass_through_nan_is_minus_one_categories_sorted():
     out = MetadataEncoder().fit(_frame()).transform(_frame())
     assert out[:, 0].tolist() == [56.0, 19.0, -1.0, 70.0]
-    # categories learned on training, sorted: female=0, male=1; missing -> -1
-    assert out[:, 1].tolist() == [1.0, 0.0, 0.0, -1.0]
+    # categories learned on training, sorted and numbered from 1 as MATLAB's categorical:
+    # female=1, male=2; missing -> -1
+    assert out[:, 1].tolist() == [2.0, 1.0, 1.0, -1.0]
     assert (out[2, 2:] == -1).all()  # missing date -> six -1
 
 
@@ -42,7 +43,7 @@ def test_unseen_category_maps_to_minus_one_and_fit_uses_training_only():
     test = pd.DataFrame({"meta.device": ["AT-6", "NEW-1", "CS-12"]})
     enc = MetadataEncoder().fit(train)
     assert enc.categories_["device"] == ["AT-6", "CS-12"]
-    assert enc.transform(test)[:, 0].tolist() == [0.0, -1.0, 1.0]
+    assert enc.transform(test)[:, 0].tolist() == [1.0, -1.0, 2.0]
 
 
 def test_plain_column_names_and_prefix_are_interchangeable():
@@ -109,4 +110,49 @@ def test_real_ptbxl_and_ham_metadata(shared_ptbxl, shared_ham):
     enc = MetadataEncoder().fit(ham[["age", "sex", "localization"]])
     out = enc.transform(ham[["age", "sex", "localization"]])
     assert (out[:, 0] == -1).sum() == 57  # 'age' missing in 57 rows (README)
-    assert set(enc.categories_["sex"]) == {"female", "male", "unknown"}
+    # 'unknown' sex (57 rows) and localization (234 rows) are missing values, as null in ISIC's JSON
+    assert enc.categories_["sex"] == ["female", "male"]
+    assert "unknown" not in enc.categories_["localization"]
+    assert enc.categories_["localization"][:3] == ["abdomen", "acral", "back"]
+    assert (out[:, 1] == -1).sum() == (ham["sex"] == "unknown").sum() == 57
+    assert (out[:, 2] == -1).sum() == (ham["localization"] == "unknown").sum() == 234
+    assert set(np.unique(out[:, 1])) == {-1.0, 1.0, 2.0}
+    kept = MetadataEncoder(missing_values=()).fit(ham[["sex"]])
+    assert kept.categories_["sex"] == ["female", "male", "unknown"]
+
+
+def test_unknown_is_missing_by_default_in_every_encoding():
+    df = pd.DataFrame({"sex": ["male", "Unknown ", "female", None],
+                       "age": ["50", "unknown", "60", "70"],
+                       "when": ["2001-05-28", "unknown", "2002-01-01", "2003-03-03"]})
+    paper = MetadataEncoder().fit(df)
+    out = paper.transform(df)
+    assert paper.kinds_ == {"sex": "categorical", "age": "numeric", "when": "datetime"}
+    assert out[:, 0].tolist() == [2.0, -1.0, 1.0, -1.0]
+    assert out[:, 1].tolist() == [50.0, -1.0, 60.0, 70.0]
+    assert (out[1, 2:] == -1).all()
+    onehot = MetadataEncoder(encoding="onehot").fit(df)
+    assert list(onehot.get_feature_names_out()[:2]) == ["sex=female", "sex=male"]
+    assert onehot.transform(df)[:, :2].tolist() == [[0, 1], [0, 0], [1, 0], [0, 0]]
+    std = MetadataEncoder(encoding="standardised").fit(df).transform(df)
+    assert std[1, 0] == pytest.approx(0.0) and std[3, 0] == pytest.approx(0.0)
+
+
+def test_category_codes_start_at_one_and_never_touch_minus_one():
+    """With K categories the codes are exactly 1..K; -1 is left for missing and unseen values."""
+    values = ["c", "a", "b", "a", "d", None]
+    out = MetadataEncoder().fit_transform(pd.DataFrame({"v": values}))[:, 0]
+    assert out.tolist() == [3.0, 1.0, 2.0, 1.0, 4.0, -1.0]
+
+
+def test_arrays_are_tables_with_positional_columns():
+    X = np.array([[1.0, np.nan], [2.0, 5.0], [3.0, 6.0]])
+    enc = MetadataEncoder().fit(X)
+    assert enc.columns_ == ["x0", "x1"] and enc.n_features_in_ == 2
+    assert enc.transform(X).tolist() == [[1.0, -1.0], [2.0, 5.0], [3.0, 6.0]]
+    with pytest.raises(ValueError, match="X has 1 features, but MetadataEncoder is expecting 2"):
+        enc.transform(X[:, :1])
+    with pytest.raises(ValueError, match="0 sample"):
+        MetadataEncoder().fit(pd.DataFrame({"age": []}))
+    with pytest.raises(ValueError, match="infinity.*'x0'"):
+        MetadataEncoder().fit(np.array([[np.inf], [1.0]]))
