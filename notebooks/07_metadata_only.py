@@ -119,9 +119,11 @@ display(set_table)
 # Each model is the paper's pipeline without the image: the metadata encoder G fitted on the
 # training split, then the softmax classifier (at most 2000 epochs, gradient norm 1e-6, no
 # penalty), evaluated on the test split. Two encodings of the non-numeric columns are compared:
-# the paper's **category index** (device `CS-12 E` -> 0, `AT-6 C` -> 1, ...; localization
-# `abdomen` -> 0, `back` -> 1, ...), on which a linear model can only use an arbitrary order,
-# and **one-hot** indicators, one column per category. Date-times become six numbers in both.
+# the paper's **category index** (the training split's categories sorted and numbered from 1,
+# as MATLAB's `categorical` numbers them; on the full HAM10000 table sex `female` -> 1,
+# `male` -> 2 and localization `abdomen` -> 1, `acral` -> 2, `back` -> 3, ...; a missing value
+# or HAM10000's `unknown` -> -1), on which a linear model can only use an arbitrary order, and
+# **one-hot** indicators, one column per category. Date-times become six numbers in both.
 
 # %%
 rows, probas, fitted, fit_seconds = [], {}, {}, {}

@@ -2,14 +2,14 @@
 
 Public names are re-exported here and imported lazily (``lazy_loader``), so that
 ``import fusion_utils.evaluation`` stays cheap; the modules are ``bootstrap``, ``metrics``,
-``plots``, ``significance``.
+``plots``, ``significance``, ``summary``.
 """
 
 import lazy_loader as _lazy
 
 __getattr__, __dir__, __all__ = _lazy.attach(
     __name__,
-    submodules=["bootstrap", "metrics", "plots", "significance"],
+    submodules=["bootstrap", "metrics", "plots", "significance", "summary"],
     submod_attrs={
         "bootstrap": [
             "bootstrap_intervals", "check_level", "difference_name", "stratified_resamples"
@@ -28,5 +28,6 @@ __getattr__, __dir__, __all__ = _lazy.attach(
             "FIG4_TESTS", "DeLongResult", "across_networks_test", "bootstrap_macro_ci",
             "classwise_delong", "delong_test", "delong_variance", "stars"
         ],
+        "summary": ["data_label", "evaluation_summary"],
     },
 )
