@@ -2,20 +2,26 @@
 
 Public names are re-exported here and imported lazily (``lazy_loader``), so that
 ``import fusion_utils.experiments`` stays cheap; the modules are ``cli``, ``findings``,
-``results``, ``runner``, ``spec``.
+``real_edition``, ``results``, ``runner``, ``spec``.
 """
 
 import lazy_loader as _lazy
 
 __getattr__, __dir__, __all__ = _lazy.attach(
     __name__,
-    submodules=["cli", "findings", "results", "runner", "spec"],
+    submodules=["cli", "findings", "real_edition", "results", "runner", "spec"],
     submod_attrs={
         "cli": ["main"],
         "findings": [
             "FINDINGS", "STATUSES", "Finding", "Verdict", "at_ceiling", "class_improvements",
             "evaluate_findings", "findings_markdown", "improvements", "label_configurations",
             "normalise_metric"
+        ],
+        "real_edition": [
+            "COMPARED_METRICS", "HAM_IMAGE_DIR", "SPLIT_SCHEME", "TOLERANCE",
+            "build_real_manifests", "check_against_committed", "collect_real",
+            "committed_results", "data_checksums", "headline", "machine_description",
+            "real_manifest_path", "write_provenance"
         ],
         "results": [
             "RESULT_COLUMNS", "collect", "grid_status", "load_results", "read_status",

@@ -1,4 +1,7 @@
-"""Tests for fusion_utils.data.demo: formats, determinism, the stamp, and a measurable class signal."""
+"""Tests of fusion_utils.data.demo: the written cohort's formats, determinism, the stamp, the CLI.
+
+The parts have their own tests: test_demo_tables.py, test_demo_ecg.py, test_demo_lesions.py.
+"""
 
 from __future__ import annotations
 
@@ -14,9 +17,6 @@ import pytest
 
 from fusion_utils.data import demo
 
-# ------------------------------------------------------------------------------------------
-# helpers
-
 
 def _digest_tree(root: Path) -> dict[str, str]:
     """sha256 of every file under ``root`` (relative path -> digest), the stamp excluded."""
@@ -29,167 +29,12 @@ def _real_header(path: Path) -> list[str]:
         return fh.readline().rstrip("\r\n").split(",")
 
 
-# ------------------------------------------------------------------------------------------
-# class counts and metadata priors (no files)
-
-
-@pytest.mark.parametrize(("n", "dataset"), [(400, "ptbxl"), (400, "ham10000"), (5, "ptbxl"),
-                                            (7, "ham10000"), (61, "ham10000"), (1003, "ptbxl")])
-def test_class_counts_sum_floor_and_order(n: int, dataset: str) -> None:
-    counts = demo.class_counts(n, dataset)
-    classes = demo.PTBXL_CLASSES if dataset == "ptbxl" else demo.HAM_CLASSES
-    assert tuple(counts) == classes
-    assert sum(counts.values()) == n
-    assert min(counts.values()) >= 1
-    if n >= 100:  # the floor: every class gets at least ~8 % (rounding aside)
-        assert min(counts.values()) >= int(demo.CLASS_FLOOR * n) - 1
-    if dataset == "ptbxl" and n >= 100:
-        assert max(counts, key=counts.get) == "NORM" and min(counts, key=counts.get) == "HYP"
-
-
-def test_class_counts_known_answers_and_errors() -> None:
-    assert demo.class_counts(400, "ptbxl") == {"NORM": 166, "MI": 69, "STTC": 68, "CD": 57, "HYP": 40}
-    assert demo.class_counts(400, "ham10000") == {"akiec": 38, "bcc": 41, "bkl": 51, "df": 34,
-                                                  "mel": 52, "nv": 150, "vasc": 34}
-    with pytest.raises(ValueError, match=">= 5"):
-        demo.class_counts(4, "ptbxl")
-    with pytest.raises(ValueError, match="unknown dataset"):
-        demo.class_counts(10, "mnist")
-
-
 def test_class_order_matches_loaders() -> None:
     ptbxl = pytest.importorskip("fusion_utils.data.ptbxl")
     ham = pytest.importorskip("fusion_utils.data.ham10000")
     assert demo.PTBXL_CLASSES == ptbxl.SUPERCLASSES
     assert demo.HAM_CLASSES == ham.DIAGNOSES
     assert demo.LEADS == ptbxl.LEADS
-
-
-def test_ptbxl_metadata_follows_the_priors() -> None:
-    table = demo.ptbxl_table(3000, seed=1)
-    codes = table["scp_codes"].map(ast.literal_eval)
-    statements = pd.read_csv(pd.io.common.StringIO(demo._SCP_STATEMENTS_CSV), index_col=0)
-    diag = statements[statements["diagnostic"] == 1]["diagnostic_class"]
-    labels = codes.map(lambda c: {diag[k] for k in c if k in diag.index})
-    assert labels.map(len).eq(1).all()  # exactly one superclass each
-    label = labels.map(lambda s: next(iter(s)))
-    assert label.value_counts().to_dict() == demo.class_counts(3000, "ptbxl")
-    age = table.groupby(label)["age"].mean()
-    for cls in ("MI", "STTC", "CD", "HYP"):  # NORM patients are about 10 years younger
-        assert age[cls] - age["NORM"] > 6, age
-    female = table.groupby(label)["sex"].mean()
-    assert female["STTC"] > female["MI"] + 0.1 and female["NORM"] > female["CD"] + 0.08
-    height_missing = table["height"].isna().groupby(label).mean()
-    assert height_missing["MI"] > height_missing["HYP"] + 0.15  # real: 0.81 vs 0.51
-    assert 0.55 < table["height"].isna().mean() < 0.8 and 0.4 < table["weight"].isna().mean() < 0.7
-    # repeat visits: one patient, one fold, one sex
-    per_patient = table.groupby("patient_id").agg(folds=("strat_fold", "nunique"), sexes=("sex", "nunique"))
-    assert (per_patient[["folds", "sexes"]] == 1).all().all()
-    assert 1.05 < len(table) / table["patient_id"].nunique() < 1.3
-    assert set(table["strat_fold"]) == set(range(1, 11))
-    # metadata alone separates the classes better than chance (balanced accuracy, 5 classes)
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import cross_val_score
-
-    x = pd.get_dummies(table[["sex", "site", "device", "nurse"]].astype(str)).assign(
-        age=table["age"].fillna(60) / 100, h_nan=table["height"].isna(), w_nan=table["weight"].isna())
-    score = cross_val_score(LogisticRegression(max_iter=500), x.to_numpy(float), label,
-                            cv=3, scoring="balanced_accuracy").mean()
-    assert score > 0.2 + 0.07, score
-
-
-def test_ham_metadata_follows_the_priors() -> None:
-    table = demo.ham_table(3000, seed=2)
-    assert table["dx"].value_counts().to_dict() == demo.class_counts(3000, "ham10000")
-    assert table["image_id"].is_unique
-    per_lesion = len(table) / table["lesion_id"].nunique()
-    assert 1.2 < per_lesion < 1.5  # real: 1.34 (more for mel, fewer for nv)
-    lesion_meta = table.groupby("lesion_id")[["dx", "age", "sex", "localization"]].nunique(dropna=False)
-    assert (lesion_meta == 1).all().all()  # images of one lesion share its metadata
-    age = table.groupby("dx")["age"].mean()
-    assert age.idxmin() == "nv" and age[["akiec", "bcc"]].min() > age["nv"] + 12
-    assert set(table["age"].dropna() % 5) == {0.0} and table["age"].max() <= 85
-    male = table[table["sex"] != "unknown"].assign(m=lambda d: d["sex"] == "male").groupby("dx")["m"].mean()
-    assert male["akiec"] > male["vasc"] + 0.08
-    face = (table["localization"] == "face").groupby(table["dx"]).mean()
-    assert face["akiec"] > 0.2 and face["nv"] < 0.06 and face["df"] == 0
-    assert (table.loc[table["dx"] == "nv", "dx_type"] == "follow_up").mean() > 0.4
-    assert table["age"].isna().sum() > 0 and (table["sex"] == "unknown").sum() > 0
-    assert table.loc[table["age"].isna(), "sex"].eq("unknown").all()
-
-
-# ------------------------------------------------------------------------------------------
-# the class signal in the signals and images (no files)
-
-
-def _ecg_features(x: np.ndarray) -> dict[str, float]:
-    """Simple per-record features of a (1000, 12) 100 Hz ECG."""
-    from scipy.signal import find_peaks
-
-    precordial = x[:, 6:]
-    amplitude = float(np.median(np.percentile(precordial, 99, axis=0) - np.percentile(precordial, 1, axis=0)))
-    slope = np.abs(np.diff(x, axis=0)).sum(axis=1)
-    peaks, _ = find_peaks(slope, height=0.5 * slope.max(), distance=35)
-    busy = slope > 0.25 * np.median(slope[peaks])
-    width_ms = 10.0 * busy.sum() / max(len(peaks), 1)  # high-slope time per beat, ms
-    return {"amplitude": amplitude, "qrs_width": width_ms}
-
-
-def test_ecg_class_signal() -> None:
-    feats: dict[str, list[dict[str, float]]] = {c: [] for c in demo.PTBXL_CLASSES}
-    codes = {"NORM": "NORM", "MI": "IMI", "STTC": "NDT", "CD": "CLBBB", "HYP": "LVH"}
-    leads = {}
-    for cls in demo.PTBXL_CLASSES:
-        for i in range(12):
-            x, hi = demo.synthesize_ecg(cls, codes[cls], hr=70.0, rng=np.random.default_rng([7, i]))
-            assert x.shape == (1000, 12) and hi is None
-            feats[cls].append(_ecg_features(x))
-            leads.setdefault(cls, []).append(x)
-    mean = {c: pd.DataFrame(v).mean() for c, v in feats.items()}
-    assert mean["HYP"]["amplitude"] > 1.4 * mean["NORM"]["amplitude"]
-    assert mean["CD"]["qrs_width"] > 1.2 * mean["NORM"]["qrs_width"]
-    # Einthoven / Goldberger: the derived limb leads are exact
-    x = leads["MI"][0]
-    np.testing.assert_allclose(x[:, 2], x[:, 1] - x[:, 0], atol=1e-9)
-    np.testing.assert_allclose(x[:, 3], -(x[:, 0] + x[:, 1]) / 2, atol=1e-9)
-
-
-def test_ecg_st_and_t_changes() -> None:
-    """MI (inferior) lifts the ST segment in II/III/aVF; STTC inverts T in V5 (template level)."""
-    rng = np.random.default_rng(3)
-    mi = [demo._record_beat("MI", "IMI", "Stadium I", rng)[0] for _ in range(10)]
-    norm = [demo._record_beat("NORM", "NORM", None, rng)[0] for _ in range(10)]
-    sttc = [demo._record_beat("STTC", "NDT", None, rng)[0] for _ in range(10)]
-    st = (demo._BEAT > 0.08) & (demo._BEAT < 0.14)  # ST segment on the 500 Hz template axis
-    tw = (demo._BEAT > 0.2) & (demo._BEAT < 0.35)
-    ii = demo._INDEP.index("II")
-    v5 = demo._INDEP.index("V5")
-    assert np.mean([b[st, ii].mean() for b in mi]) > np.mean([b[st, ii].mean() for b in norm]) + 0.1
-    assert np.mean([b[tw, v5].mean() for b in sttc]) < 0 < np.mean([b[tw, v5].mean() for b in norm])
-
-
-def test_lesion_colour_signal() -> None:
-    bright, red = {}, {}
-    for dx in demo.HAM_CLASSES:
-        b, r = [], []
-        for i in range(3):
-            img = np.asarray(demo.render_lesion(dx, i, 100 + i), dtype=float)
-            assert img.shape == (450, 600, 3)
-            centre = img[195:255, 270:330]  # the lesion sits near the centre of the frame
-            b.append(centre.mean())
-            r.append((centre[..., 0] - centre[..., 2]).mean())
-        bright[dx], red[dx] = np.mean(b), np.mean(r)
-    assert min(bright, key=bright.get) == "mel"
-    assert bright["nv"] < bright["bcc"] and bright["nv"] < bright["df"]
-    assert max(red, key=red.get) == "vasc"
-    # same lesion, same view -> same picture; another view -> a different picture
-    a = np.asarray(demo.render_lesion("nv", 5, 1))
-    assert np.array_equal(a, np.asarray(demo.render_lesion("nv", 5, 1)))
-    assert not np.array_equal(a, np.asarray(demo.render_lesion("nv", 5, 2)))
-
-
-# ------------------------------------------------------------------------------------------
-# the written cohort (conftest's session fixture: 60 + 60, seed 0)
 
 
 def test_written_layout_and_counts(demo_cohort: Path) -> None:
@@ -276,10 +121,6 @@ def test_loaders_read_the_cohort_with_no_skips(demo_cohort: Path) -> None:
         assert counts == demo.class_counts(n, dataset)
         assert report.n_missing_files == 0 and report.n_unlabelled == 0
         assert df["path"].map(lambda p: Path(p).exists() or Path(p + ".hea").exists()).all()
-
-
-# ------------------------------------------------------------------------------------------
-# determinism and the stamp
 
 
 def test_same_seed_same_bytes_other_seed_differs(tmp_path: Path) -> None:
