@@ -18,9 +18,10 @@ __getattr__, __dir__, __all__ = _lazy.attach(
         ],
         "download": [
             "DATAVERSE_SERVER", "HAM10000_DOI", "HAM10000_FILES", "PTBXL_FILES_URL",
-            "PTBXL_VERSION", "PTBXL_ZIP_URL", "ChecksumError", "DownloadError", "Transport",
-            "download_file", "download_ham10000", "download_ptbxl", "extract_zip", "file_digest",
-            "parse_sha256sums", "urllib_transport", "verify_sha256sums"
+            "PTBXL_RELEASES", "PTBXL_VERSION", "PTBXL_ZIP_URL", "ChecksumError", "DownloadError",
+            "Transport", "download_file", "download_ham10000", "download_ptbxl", "extract_zip",
+            "file_digest", "parse_sha256sums", "ptbxl_urls", "urllib_transport",
+            "verify_sha256sums"
         ],
         "ham10000": [
             "DIAGNOSES", "IMAGE_FOLDERS", "IMAGE_SUFFIXES", "LEAK_COLUMNS", "METADATA_FILE",
@@ -37,9 +38,11 @@ __getattr__, __dir__, __all__ = _lazy.attach(
             "plot_metadata_by_class", "plot_split_counts"
         ],
         "ptbxl": [
-            "AGE_OVER_89_CODE", "AGE_OVER_89_VALUE", "DATABASE_FILE", "LEADS", "SAMPLING_RATES",
-            "STATEMENTS_FILE", "SUPERCLASSES", "SignalFileError", "aggregate_superclasses",
-            "load_ptbxl_table", "load_scp_statements", "load_signal", "record_path"
+            "AGE_OVER_89_CODE", "AGE_OVER_89_VALUE", "BAD_LEADS_POLICIES", "DATABASE_FILE",
+            "LEADS", "SAMPLING_RATES", "STATEMENTS_FILE", "SUPERCLASSES", "SignalFileError",
+            "aggregate_superclasses", "apply_bad_leads", "describe_lead_problems",
+            "lead_problems", "load_ptbxl_table", "load_scp_statements", "load_signal",
+            "record_path"
         ],
         "splits": [
             "SPLITS", "group_stratified_split", "strat_fold_split", "stratified_split",

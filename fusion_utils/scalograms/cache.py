@@ -57,7 +57,8 @@ from fusion_utils.scalograms.montage import (
     records_to_montage_indices,
 )
 
-__all__ = ["BuildSummary", "MontageParams", "ScalogramCache", "record_dataset_dir"]
+__all__ = ["BuildSummary", "MontageParams", "ScalogramCache", "ScalogramFolderConflict",
+           "record_dataset_dir"]
 
 _RECORDS_DIR = re.compile(r"^records\d+$")
 _PNG_COMPRESS_LEVEL = 3
