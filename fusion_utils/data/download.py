@@ -18,6 +18,7 @@ Examples
 Shell, from the project root::
 
     python -m fusion_utils.data.download ptbxl data/ptbxl              # 100 Hz records + tables
+    python -m fusion_utils.data.download ptbxl data/ptbxl-1.0.3 --release 1.0.3
     python -m fusion_utils.data.download ham10000 data/ham10000
 
 then point notebook 01 at the folder with ``-p data_dir data/ptbxl``.
@@ -46,6 +47,7 @@ __all__ = [
     "HAM10000_DOI",
     "HAM10000_FILES",
     "PTBXL_FILES_URL",
+    "PTBXL_RELEASES",
     "PTBXL_VERSION",
     "PTBXL_ZIP_URL",
     "ChecksumError",
@@ -57,16 +59,53 @@ __all__ = [
     "extract_zip",
     "file_digest",
     "parse_sha256sums",
+    "ptbxl_urls",
     "urllib_transport",
     "verify_sha256sums",
 ]
 
-PTBXL_VERSION = "1.0.3"
-PTBXL_FILES_URL = f"https://physionet.org/files/ptb-xl/{PTBXL_VERSION}/"
-PTBXL_ZIP_URL = (
-    "https://physionet.org/static/published-projects/ptb-xl/"
-    f"ptb-xl-a-large-publicly-available-electrocardiography-dataset-{PTBXL_VERSION}.zip"
-)
+PTBXL_RELEASES: dict[str, dict[str, int | None]] = {
+    "1.0.1": {"records": 21_837, "patients": 18_885, "single_superclass": 16_272},
+    "1.0.3": {"records": 21_799, "patients": 18_869, "single_superclass": None},
+}
+"""The PTB-XL releases :func:`download_ptbxl` knows, with their sizes.
+
+Records and patients as the releases state them (Wagner et al. 2020 for 1.0.1; the PhysioNet
+page of 1.0.3). ``single_superclass``: records with exactly one diagnostic superclass under the
+official aggregation, counted on the 1.0.1 table in ``../shared/data/ptbxl`` (its README);
+``None`` where that table was not available to count (1.0.3; chapter 01 counts it on a
+download). 1.0.2 dropped duplicate records and stores ages above 89 as 300; 1.0.3 is 1.0.2
+with two more records removed.
+"""
+
+PTBXL_VERSION = "1.0.1"
+"""The default release: the one the paper used.
+
+The paper (2021) predates 1.0.2 (August 2022), so it used 1.0.1 (or the identical 1.0.0): its
+21,837 records, with the real ages above 89 that 1.0.2 replaced by 300. The real sample in
+``../shared/data`` is 1.0.1 too, and PhysioNet keeps serving it. Pass ``release="1.0.3"`` (``--release 1.0.3``) for the current release, which
+drops duplicates and caps ages, when the point is the data rather than the reproduction.
+"""
+
+
+def ptbxl_urls(release: str = PTBXL_VERSION) -> tuple[str, str]:
+    """PhysioNet's per-file folder and zip archive URLs of a PTB-XL ``release``.
+
+    Raises
+    ------
+    ValueError
+        For a release not in :data:`PTBXL_RELEASES` (the message lists them).
+    """
+    if release not in PTBXL_RELEASES:
+        raise ValueError(f"PTB-XL release {release!r} is unknown: choose one of "
+                         f"{', '.join(PTBXL_RELEASES)}")
+    files = f"https://physionet.org/files/ptb-xl/{release}/"
+    archive = ("https://physionet.org/static/published-projects/ptb-xl/"
+               f"ptb-xl-a-large-publicly-available-electrocardiography-dataset-{release}.zip")
+    return files, archive
+
+
+PTBXL_FILES_URL, PTBXL_ZIP_URL = ptbxl_urls(PTBXL_VERSION)
 DATAVERSE_SERVER = "https://dataverse.harvard.edu"
 HAM10000_DOI = "doi:10.7910/DVN/DBW86T"
 HAM10000_FILES: tuple[str, ...] = (
@@ -365,14 +404,15 @@ def download_ptbxl(
     method: str = "files",
     sampling_rates: Sequence[int] = (100,),
     ecg_ids: Iterable[int] | None = None,
-    files_url: str = PTBXL_FILES_URL,
-    zip_url: str = PTBXL_ZIP_URL,
+    release: str = PTBXL_VERSION,
+    files_url: str | None = None,
+    zip_url: str | None = None,
     zip_sha256: str | None = None,
     transport: Transport | None = None,
     retries: int = 3,
     timeout: float = 60.0,
 ) -> Path:
-    """Download PTB-XL (v1.0.3 by default) from PhysioNet into ``dest``.
+    """Download PTB-XL (release 1.0.1, the paper's, by default) from PhysioNet into ``dest``.
 
     Parameters
     ----------
@@ -387,8 +427,12 @@ def download_ptbxl(
         ``(100,)``, ``(500,)`` or both (``files`` only).
     ecg_ids : iterable of int, optional
         Only these records (``files`` only); the two tables always come.
-    files_url, zip_url : str
-        Where to download from (a mirror, or a local server in the tests).
+    release : {"1.0.1", "1.0.3"}
+        Which release (:data:`PTBXL_RELEASES`): 1.0.1, the paper's (default, see
+        :data:`PTBXL_VERSION` for why), or 1.0.3, the current one.
+    files_url, zip_url : str, optional
+        Where to download from instead of ``release``'s PhysioNet URLs (a mirror, or a local
+        server in the tests).
     zip_sha256 : str, optional
         SHA-256 of the archive, as shown on the PhysioNet project page.
     transport, retries, timeout
@@ -400,6 +444,9 @@ def download_ptbxl(
         ``dest``.
     """
     dest = Path(dest)
+    default_files, default_zip = ptbxl_urls(release)
+    files_url = files_url or default_files
+    zip_url = zip_url or default_zip
     bad_rates = [r for r in sampling_rates if r not in (100, 500)]
     if bad_rates:
         raise ValueError(f"sampling_rates has {bad_rates}: PTB-XL has 100 and 500 Hz records")
@@ -523,9 +570,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="PTB-XL: per-file download (default) or the whole zip")
     parser.add_argument("--sampling-rate", type=int, action="append", choices=[100, 500],
                         help="PTB-XL records to fetch (repeatable; default 100)")
+    parser.add_argument("--release", choices=list(PTBXL_RELEASES), default=PTBXL_VERSION,
+                        help=f"PTB-XL release (default {PTBXL_VERSION}, the paper's; 1.0.3 is "
+                        "the current one)")
     args = parser.parse_args(argv)
     if args.dataset == "ptbxl":
-        download_ptbxl(args.dest, method=args.method,
+        download_ptbxl(args.dest, method=args.method, release=args.release,
                        sampling_rates=tuple(args.sampling_rate or (100,)))
     else:
         download_ham10000(args.dest)

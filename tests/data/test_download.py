@@ -312,3 +312,67 @@ def test_real_physionet_sums_list_the_tables() -> None:  # pragma: no cover - ne
     text = dl._fetch_bytes(dl.PTBXL_FILES_URL + "SHA256SUMS.txt", None, 60).decode()
     sums = dl.parse_sha256sums(text)
     assert "ptbxl_database.csv" in sums and "scp_statements.csv" in sums
+
+
+class _DictTransport:
+    """A transport serving full URLs from a dict (no socket); records the URLs asked for."""
+
+    def __init__(self, files: dict[str, bytes]) -> None:
+        self.files, self.urls = files, []
+
+    def __call__(self, url: str, headers: dict[str, str], timeout: float):
+        self.urls.append(url)
+        body = self.files[url]
+
+        class Answer:
+            status, headers = 200, {"Content-Length": str(len(body))}
+            stream = io.BytesIO(body)
+
+            def read(self, amt: int | None = None) -> bytes:
+                return self.stream.read(amt)
+
+            def close(self) -> None:
+                pass
+
+        return Answer()
+
+
+def _physionet(release: str) -> dict[str, bytes]:
+    tree = _ptbxl_tree()
+    tree["ptbxl_database.csv"] = f"ecg_id,patient_id,release\n1,1.0,{release}\n".encode()
+    base = f"https://physionet.org/files/ptb-xl/{release}/"
+    files = {base + rel: body for rel, body in tree.items()}
+    files[base + "SHA256SUMS.txt"] = _sums(tree)
+    return files
+
+
+def test_ptbxl_release_default_is_the_papers_and_1_0_3_on_request(tmp_path: Path) -> None:
+    assert dl.PTBXL_VERSION == "1.0.1"
+    assert dl.PTBXL_RELEASES["1.0.1"] == {"records": 21_837, "patients": 18_885,
+                                          "single_superclass": 16_272}
+    assert dl.PTBXL_RELEASES["1.0.3"]["records"] == 21_799
+    assert dl.ptbxl_urls("1.0.3") == (
+        "https://physionet.org/files/ptb-xl/1.0.3/",
+        "https://physionet.org/static/published-projects/ptb-xl/"
+        "ptb-xl-a-large-publicly-available-electrocardiography-dataset-1.0.3.zip")
+    assert dl.PTBXL_FILES_URL == "https://physionet.org/files/ptb-xl/1.0.1/"
+    transport = _DictTransport(_physionet("1.0.1") | _physionet("1.0.3"))
+    old = dl.download_ptbxl(tmp_path / "old", transport=transport)
+    assert (old / "ptbxl_database.csv").read_text().endswith("1.0.1\n")
+    assert transport.urls and all("/ptb-xl/1.0.1/" in u for u in transport.urls)
+    transport.urls.clear()
+    new = dl.download_ptbxl(tmp_path / "new", release="1.0.3", transport=transport)
+    assert (new / "ptbxl_database.csv").read_text().endswith("1.0.3\n")
+    assert all("/ptb-xl/1.0.3/" in u for u in transport.urls)
+    with pytest.raises(ValueError, match=r"'1.0.2' is unknown: choose one of 1.0.1, 1.0.3"):
+        dl.download_ptbxl(tmp_path / "x", release="1.0.2", transport=transport)
+
+
+def test_command_line_release_option(monkeypatch, tmp_path: Path) -> None:
+    seen = {}
+    monkeypatch.setattr(dl, "download_ptbxl", lambda dest, **kw: seen.update(kw, dest=dest))
+    assert dl.main(["ptbxl", str(tmp_path)]) == 0 and seen["release"] == "1.0.1"
+    assert dl.main(["ptbxl", str(tmp_path), "--release", "1.0.3"]) == 0
+    assert seen["release"] == "1.0.3"
+    with pytest.raises(SystemExit):
+        dl.main(["ptbxl", str(tmp_path), "--release", "1.0.2"])
