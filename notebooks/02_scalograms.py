@@ -295,7 +295,10 @@ display(Markdown(f"Cache: `{cache.folder}`; {summary.computed} computed, {summar
 #   each filter L1-normalised to peak at 2.
 # - The montage choices the paper leaves open (layout, intensity scaling, colours, resizing)
 #   follow MATLAB's ECG example by default and are parameters of this chapter and of the
-#   cache key.
+#   cache key. Feature extraction (chapter 03) draws the default montage at each network's
+#   own input size (224, 227 for AlexNet, 299 for Inception-ResNet-v2), so the cache built
+#   here at 224 pixels serves the 224-pixel networks; other choices made here reach it as
+#   `extract_features(..., montage_params=params)`, with `image_size` set to the network's.
 # - Per-lead scaling keeps the shape of each lead's time-frequency content and discards the
 #   voltage ratios between leads; `per_record` and `log` keep them.
 # - Every record's montage is computed once, in batches, and cached on disk by parameter set.

@@ -37,11 +37,16 @@ __all__ = [
     "TOLERANCE",
     "build_real_manifests",
     "check_against_committed",
+    "cohort_sentence",
+    "cohort_summary",
     "collect_real",
     "committed_results",
     "data_checksums",
     "headline",
+    "headline_table",
     "machine_description",
+    "provenance_markdown",
+    "read_provenance",
     "real_manifest_path",
     "write_provenance",
 ]
@@ -287,6 +292,7 @@ def write_provenance(results: pd.DataFrame, status: pd.DataFrame | None, *, comm
         "start": min(map(str, started)) if started else None,
         "end": max(map(str, finished)) if finished else None,
         "configurations": timings, "not_yet_run": list(not_run), "notes": notes,
+        "cohorts": cohort_summary(),
         "split_scheme": SPLIT_SCHEME, "fractions": list(FRACTIONS),
         "ham10000_image_dir": HAM_IMAGE_DIR,
     }
@@ -326,6 +332,95 @@ def collect_real(runs_dir: str | os.PathLike[str] | None = None, *, command: str
     status = pd.DataFrame(rows)
     return write_provenance(results, status, command=command, out_dir=out_dir,
                             not_run=not_run, notes=notes)
+
+
+def cohort_summary(manifests: dict[str, str | os.PathLike[str]] | None = None
+                   ) -> dict[str, dict[str, Any]]:
+    """Size, classes, splits, split scheme and image folder of each real manifest present."""
+    from fusion_utils.data.manifest import load_manifest
+
+    out: dict[str, dict[str, Any]] = {}
+    for dataset in ("ptbxl", "ham10000"):
+        path = Path((manifests or {}).get(dataset) or real_manifest_path(dataset))
+        if not path.is_file():
+            continue
+        df = load_manifest(path)
+        out[dataset] = {
+            "manifest": str(path), "n_records": len(df),
+            "n_groups": int(df["group"].nunique()),
+            "classes": {str(k): int(v) for k, v in df["label"].value_counts().items()},
+            "splits": {str(k): int(v) for k, v in df["split"].value_counts().items()},
+            "split_scheme": df.attrs.get("split_scheme"),
+            "image_dir": df.attrs.get("image_dir"),
+            "image_resolution": df.attrs.get("image_resolution"),
+        }
+    return out
+
+
+def read_provenance(results_path: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """``PROVENANCE.json`` beside a results table, or ``None`` when there is none."""
+    path = Path(results_path).parent / "PROVENANCE.json"
+    if not path.is_file():
+        return None
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+_NAMES = {"ptbxl": "PTB-XL", "ham10000": "HAM10000"}
+_GROUPS = {"ptbxl": "patients", "ham10000": "lesions"}
+
+
+def cohort_sentence(provenance: dict[str, Any]) -> str:
+    """E.g. "real PTB-XL (1,533 records, ...) and real HAM10000 (10,015 images at 200x150 ...)"."""
+    parts = []
+    for dataset, c in (provenance.get("cohorts") or {}).items():
+        unit = "images" if dataset == "ham10000" else "records"
+        res = c.get("image_resolution")
+        at = f" at {res[0]}x{res[1]}" if res else ""
+        splits = c.get("splits", {})
+        parts.append(
+            f"real {_NAMES.get(dataset, dataset)} ({c['n_records']:,} {unit}{at}, "
+            f"{c['n_groups']:,} {_GROUPS.get(dataset, 'groups')}; {c.get('split_scheme')} split "
+            f"train/val/test {splits.get('train', 0):,}/{splits.get('val', 0):,}/"
+            f"{splits.get('test', 0):,})")
+    return " and ".join(parts) if parts else "the real data"
+
+
+def provenance_markdown(provenance: dict[str, Any]) -> str:
+    """A short Markdown account of a committed results table's provenance."""
+    machine = provenance.get("machine") or {}
+    configs = provenance.get("configurations") or []
+    lines = [
+        f"**Source:** committed results of {len(configs)} configuration(s) on "
+        f"{cohort_sentence(provenance)}.",
+        f"- command: `{provenance.get('command')}`",
+        f"- git commit: `{provenance.get('git_commit')}`; ran from {provenance.get('start')} "
+        f"to {provenance.get('end')}",
+        f"- machine: {machine.get('cores')} cores, {machine.get('cpu_model')}, GPU "
+        f"{machine.get('gpu')}",
+        "- data (sha256): " + ", ".join(f"`{k}` {v[:12]}..." for k, v in
+                                        (provenance.get("data_checksums_sha256") or {}).items()),
+    ]
+    if configs:
+        lines.append("- minutes per configuration: " + ", ".join(
+            f"{c['config_id']} {float(c['seconds']) / 60:.1f}" for c in configs
+            if c.get("seconds") is not None))
+    if provenance.get("not_yet_run"):
+        lines.append("- not yet run: " + ", ".join(provenance["not_yet_run"]))
+    if provenance.get("notes"):
+        lines.append(f"- notes: {provenance['notes']}")
+    return "\n".join(lines)
+
+
+def headline_table(results: pd.DataFrame) -> pd.DataFrame:
+    """Image-only vs fused macro AUROC and balanced accuracy, one row per configuration."""
+    h = headline(results)
+    idx = [c for c in ("dataset", "backbone", "mode", "augment") if c in h.columns]
+    table = h.pivot_table(index=idx, columns="model",
+                          values=["auroc_macro", "balanced_accuracy"], observed=True)
+    for metric in ("auroc_macro", "balanced_accuracy"):
+        if (metric, "fused") in table.columns and (metric, "image") in table.columns:
+            table[(metric, "fused - image")] = table[(metric, "fused")] - table[(metric, "image")]
+    return table.sort_index(axis=1)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
