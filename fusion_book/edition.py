@@ -100,7 +100,8 @@ def real_chapter_parameters(real: Path) -> dict[str, dict[str, Any]]:
         "07_metadata_only_ptbxl": {"dataset": "ptbxl", "data_dir": ptbxl},
         "07_metadata_only_ham10000": {"dataset": "ham10000", "data_dir": ham},
         "08_results": {"results_path": str(results_dir() / "results.parquet"),
-                       "paper_runs_dir": "none"},
+                       "paper_runs_dir": "none", "resolution_data_dir": ham,
+                       "resolution_run_dir": str(runs / REAL_CHAPTER_CONFIG["ham10000"])},
     }
 
 

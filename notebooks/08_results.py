@@ -43,6 +43,8 @@ runs_dir: str = ""  # runs folder of the grid to show; empty: runs/book, the boo
 paper_runs_dir: str = ""  # full paper grid; empty: runs/paper if it has completed runs; none: skip
 dataset: str = ""  # one dataset only (ptbxl or ham10000); empty: both
 tol: float = 0.5  # percentage points within which a change counts as unchanged
+resolution_data_dir: str = ""  # HAM10000 folder with images/ and images_200x150/ for the resolution comparison; empty: skip
+resolution_run_dir: str = ""  # run folder whose classifier_image.npz predicts the classes (trained on 200x150 features); empty: cosines only
 
 # %%
 # %matplotlib inline
@@ -236,6 +238,32 @@ else:
                                                              "augment"],
                                     values="improvement").round(1))
     display(Markdown(grid_findings.findings_markdown(grid_findings.evaluate_findings(paper, tol=tol))))
+
+# %% [markdown]
+# ## HAM10000 at 200x150: what the reduced resolution costs
+#
+# The real edition's HAM10000 results use all 10,015 images at 200x150 (`images_200x150/`);
+# 273 of them are also present as the 600x450 originals. On those 273 the features of both
+# copies are extracted with the same network and preprocessing (`efficientnet_lite0`, BN), and
+# the image-only classifier of the real HAM10000 configuration (trained on 200x150 features)
+# predicts a class from each: the cosine of the two feature vectors and the share of images
+# whose predicted class does not change say how much the downscaling alters what the
+# classifiers see (`fusion_utils.features.resolution`). Without the two folders (the demo
+# edition) this section is skipped.
+
+# %%
+from fusion_utils.features import resolution as res_cmp
+
+if str(resolution_data_dir).strip():
+    clf = (Path(resolution_run_dir) / "classifier_image.npz"
+           if str(resolution_run_dir).strip() else None)
+    comparison = res_cmp.compare_resolutions(
+        resolution_data_dir, classifier=clf if clf is not None and clf.is_file() else None)
+    print(comparison.sentence())
+    display(comparison.per_image["cosine"].describe().to_frame().T.round(4))
+else:
+    print("Resolution comparison skipped (resolution_data_dir is empty: no real HAM10000 "
+          "folder with both resolutions).")
 
 # %% [markdown]
 # ## Summary
