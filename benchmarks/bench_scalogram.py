@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"scalogram benchmark: {args.records} synthetic records (12 leads x 1000 samples), "
           f"baselines on {args.baseline_records}")
-    from fusion_utils.scalograms.morse import _torch_plan
+    from fusion_utils.scalograms._fast import _torch_plan
 
     plan = _torch_plan(1000, 3.0, 60.0, 10)
     print(f"fast path for 1000 samples: {plan.n_fft_rows} of {plan.n_scales} rows by inverse FFT, "
