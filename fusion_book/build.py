@@ -174,8 +174,17 @@ def _run_real_grid(root: Path, out_dir: Path, real: Path) -> None:
         shutil.rmtree(runs)  # a re-computation, never a resumed one
     real_edition.build_real_manifests(real)
     t0 = time.perf_counter()
-    summary = run_grid(root / "experiments" / "real.yaml", runs_dir=runs,
-                       only=",".join(REAL_CHAPTER_CONFIG.values()))
+    # A fresh cache (features, scalograms) so that the check re-computes rather than re-reads.
+    previous = os.environ.get("FUSION_CACHE_DIR")
+    os.environ["FUSION_CACHE_DIR"] = str(runs / "cache")
+    try:
+        summary = run_grid(root / "experiments" / "real.yaml", runs_dir=runs,
+                           only=",".join(REAL_CHAPTER_CONFIG.values()))
+    finally:
+        if previous is None:
+            os.environ.pop("FUSION_CACHE_DIR", None)
+        else:
+            os.environ["FUSION_CACHE_DIR"] = previous
     _log(f"real configurations re-computed ({time.perf_counter() - t0:.0f} s)")
     failed = summary[summary["state"] == "failed"]
     if len(failed):

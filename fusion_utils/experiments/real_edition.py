@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from fusion_utils.paths import cache_dir, project_root, shared_data_dir
+from fusion_utils.paths import project_root, shared_data_dir
 
 __all__ = [
     "COMPARED_METRICS",
@@ -71,8 +71,9 @@ def results_dir() -> Path:
 
 
 def real_manifest_path(dataset: str) -> Path:
-    """``cache/manifests/<dataset>_real.parquet`` (the real grid's ``manifest`` entries)."""
-    return cache_dir("manifests") / f"{dataset}_real.parquet"
+    """``<root>/cache/manifests/<dataset>_real.parquet``: the ``manifest`` entries of
+    ``experiments/real.yaml`` (relative to the project root, whatever ``FUSION_CACHE_DIR`` says)."""
+    return project_root() / "cache" / "manifests" / f"{dataset}_real.parquet"
 
 
 def build_real_manifests(data_dir: str | os.PathLike[str] | None = None, *, seed: int = 0,
