@@ -21,6 +21,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from fusion_utils.errors import DataError
+
 __all__ = [
     "ACQUISITION_COLUMNS",
     "DIAGNOSES",
@@ -105,19 +107,17 @@ def load_ham_table(
         # pandas reads LF and CRLF files, with or without a final newline, the same way.
         df = pd.read_csv(path, dtype={"lesion_id": str, "image_id": str, "dx": str})
     except (ValueError, pd.errors.ParserError) as exc:
-        raise ValueError(f"{path}: cannot be read as HAM10000 metadata: {exc}") from exc
+        raise DataError(f"{path}: cannot be read as HAM10000 metadata: {exc}") from exc
     df.columns = [str(c).strip() for c in df.columns]
     missing = [c for c in _REQUIRED_COLUMNS if c not in df.columns]
     if missing:
-        raise ValueError(f"{path}: missing column(s) {', '.join(missing)}; found "
+        raise DataError(f"{path}: missing column(s) {', '.join(missing)}; found "
                          f"{', '.join(df.columns)}. Is this HAM10000's metadata file?")
     for col in df.columns:
         if df[col].dtype == object:
             df[col] = df[col].str.strip()
     bad_rows = df["dx"].isna() | ~df["dx"].isin(DIAGNOSES)
     if bad_rows.any():  # counts and example image ids per unknown class (issue 15)
-        from fusion_utils.errors import DataError
-
         found = df.loc[bad_rows, ["dx", "image_id"]].fillna({"dx": "<missing>"})
         counts = found.groupby("dx")["image_id"].agg(["size", "first"])
         listed = ", ".join(f"{dx!r}: {n} (e.g. {first})" for dx, (n, first) in counts.iterrows())
@@ -127,11 +127,11 @@ def load_ham_table(
                         f"{', '.join(DIAGNOSES)}")
     if df["image_id"].duplicated().any():
         dup = df.loc[df["image_id"].duplicated(), "image_id"].head(5).tolist()
-        raise ValueError(f"{path}: image_id is not unique (e.g. {dup})")
+        raise DataError(f"{path}: image_id is not unique (e.g. {dup})")
     try:
         df["age"] = pd.to_numeric(df["age"], errors="raise").astype(float)
     except (ValueError, TypeError) as exc:
-        raise ValueError(f"{path}: column age is not numeric: {exc}") from exc
+        raise DataError(f"{path}: column age is not numeric: {exc}") from exc
     df["label"] = df["dx"]
     df = df.set_index("image_id")
     df.attrs.update(data_dir=str(data_dir.resolve()), metadata_file=str(path.resolve()),
@@ -213,5 +213,5 @@ def load_image(path: str | os.PathLike[str]):  # -> PIL.Image.Image (PIL importe
             img.load()
             return img.convert("RGB")
     except (UnidentifiedImageError, OSError, SyntaxError) as exc:
-        raise ValueError(f"{path}: unreadable image (corrupt, truncated or not an image): "
+        raise DataError(f"{path}: unreadable image (corrupt, truncated or not an image): "
                          f"{exc}") from exc
