@@ -182,3 +182,13 @@ def test_dataset_for_each_backbone_yields_its_input_size(tmp_path) -> None:
         assert montage_params_for(size).image_size == size
     assert (image_source_info("ptbxl", montage_params_for(299))["montage_key"]
             != image_source_info("ptbxl", montage_params_for(224))["montage_key"])
+
+
+def test_feature_cache_key_names_the_montage_each_backbone_receives(tmp_path) -> None:
+    from fusion_utils.features.extraction import feature_cache_key
+
+    df = pd.DataFrame({"record_id": ["1"], "dataset": ["ptbxl"], "label": ["NORM"],
+                       "path": ["/x/records100/00000/00001_lr"], "split": ["test"]})
+    sizes = {name: feature_cache_key(df, name, None, "bn", None, 0, "float32")["images"]
+             ["montage"]["image_size"] for name in ("alexnet", "inception_resnet_v2", "resnet50")}
+    assert sizes == {"alexnet": 227, "inception_resnet_v2": 299, "resnet50": 224}
