@@ -59,11 +59,8 @@ import time
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-import seaborn as sns
 import torch
 from IPython.display import Markdown, display
-from sklearn.decomposition import PCA
-from sklearn.preprocessing import StandardScaler
 
 from fusion_utils.data import manifest
 from fusion_utils.features import backbones
@@ -71,6 +68,8 @@ from fusion_utils.features import extraction as features
 from fusion_utils.features.augment import AugmentParams
 from fusion_utils.features.datasets import ManifestImageDataset
 from fusion_utils.features.finetune import PAPER_BATCH_SIZE
+from fusion_utils.features.plots import (plot_augmented_views, plot_feature_pca,
+                                         plot_finetune_history)
 from fusion_utils.paths import check_dataset, resolve_data_dir
 from fusion_utils.run_folder import RunFolder
 
@@ -132,25 +131,15 @@ examples = ManifestImageDataset.for_backbone(cohort, net, augment=AugmentParams(
 train_rows = np.flatnonzero(cohort["split"].to_numpy() == "train")
 firsts = pd.Series(train_rows, index=cohort["label"].to_numpy()[train_rows])
 picks = firsts.groupby(level=0).first().to_numpy()[:4]
-fig, axes = plt.subplots(len(picks), 4, figsize=(8, 2.1 * len(picks)), squeeze=False)
-for r, i in enumerate(picks):
-    views = [examples.image(i, augmented=False)]
-    for epoch in range(3):
-        examples.set_epoch(epoch)
-        views.append(examples.image(i, augmented=True))
-    for c, view in enumerate(views):
-        ax = axes[r, c]
-        ax.imshow(view.permute(1, 2, 0).numpy())
-        ax.set_xticks([])
-        ax.set_yticks([])
-        if r == 0:
-            ax.set_title("input" if c == 0 else f"augmented #{c}", fontsize=9)
-    axes[r, 0].set_ylabel(cohort["label"].iloc[i], fontsize=9)
-fig.suptitle(f"{dataset}: network inputs ({net.input_size} px) and augmented views", fontsize=10)
-fig.tight_layout()
+fig = plot_augmented_views(
+    examples, picks, cohort["label"].iloc[picks].tolist(),
+    title=f"{dataset}: network inputs ({net.input_size} px) and augmented views")
 plt.show()
 
 # %% [markdown]
+# *Figure: network inputs of one training record per class (at most four classes): the input
+# without augmentation, then three draws of the paper's augmentation.*
+#
 # ## Extracting the features
 #
 # `extract_features` runs the network over every record in batches (no gradients,
@@ -192,22 +181,16 @@ display(Markdown(
 # %%
 if mode == "ft":
     history = pd.DataFrame(info["ft_history"])
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.2))
-    ax1.plot(history["epoch"], history["train_loss"], "o-", label="training")
-    ax1.plot(history["epoch"], history["val_loss"], "s-", label="validation")
-    best = history[history["epoch"] == info["ft_best_epoch"]]
-    ax1.plot(best["epoch"], best["val_loss"], "ko", ms=10, mfc="none", label="kept")
-    ax1.set(xlabel="epoch", ylabel="cross-entropy", title="loss")
-    ax1.legend()
-    ax2.plot(history["epoch"], history["val_accuracy"], "s-", color="C1")
-    ax2.set(xlabel="epoch", ylabel="accuracy", ylim=(0, 1), title="validation accuracy")
-    fig.tight_layout()
+    fig = plot_finetune_history(history, kept_epoch=info["ft_best_epoch"])
     plt.show()
     display(history.round(4))
 else:
     print("mode='bn': no fine-tuning")
 
 # %% [markdown]
+# *Figure (with `mode="ft"` only): training and validation loss per epoch (left; the circled
+# epoch's network produces the features) and validation accuracy (right).*
+#
 # ## The features in two dimensions
 #
 # A principal component analysis of the standardised features (fitted on all records) gives a
@@ -216,25 +199,16 @@ else:
 # variance.
 
 # %%
-scaled = StandardScaler().fit_transform(fs.X)
-pca = PCA(n_components=2, random_state=seed).fit(scaled)
-coords = pca.transform(scaled)
-frame = pd.DataFrame({"PC 1": coords[:, 0], "PC 2": coords[:, 1], "class": fs.labels,
-                      "split": fs.split})
-order = [c for c in (cohort.attrs.get("classes") or sorted(set(fs.labels))) if c in set(fs.labels)]
-fig, ax = plt.subplots(figsize=(6.5, 5))
-sns.scatterplot(data=frame, x="PC 1", y="PC 2", hue="class", hue_order=order, style="split",
-                style_order=["train", "val", "test"], s=25, alpha=0.8, ax=ax)
-explained = pca.explained_variance_ratio_ * 100
-ax.set(xlabel=f"PC 1 ({explained[0]:.1f}% of the variance)",
-       ylabel=f"PC 2 ({explained[1]:.1f}%)",
-       title=f"{dataset}: {backbone} {mode.upper()} features"
-       + (" with augmentation" if augment else ""))
-ax.legend(fontsize=8, bbox_to_anchor=(1.02, 1), loc="upper left")
-fig.tight_layout()
+fig = plot_feature_pca(fs.X, fs.labels, fs.split, classes=cohort.attrs.get("classes"),
+                       seed=seed, title=f"{dataset}: {backbone} {mode.upper()} features"
+                       + (" with augmentation" if augment else ""))
 plt.show()
 
 # %% [markdown]
+# *Figure: the standardised features of every record on their first two principal components;
+# colour is the class, marker the split, and the axis labels give each component's share of
+# the variance.*
+#
 # ## Timings and output
 #
 # The table lists the time of each stage of the run that computed the features (a cache hit

@@ -52,6 +52,7 @@ from IPython.display import Markdown, display
 
 from fusion_utils.data.manifest import default_manifest_path, load_manifest
 from fusion_utils.fusion import train as fusion
+from fusion_utils.fusion.plots import plot_loss_curves
 from fusion_utils.paths import check_dataset
 from fusion_utils.run_folder import RunFolder
 
@@ -117,14 +118,7 @@ fit = pd.DataFrame(result["fit"]).T
 display(fit)
 
 # %%
-fig, ax = plt.subplots(figsize=(6, 3.2))
-for name, model in result["models"].items():
-    ax.semilogy(np.arange(len(model.loss_curve_)),
-                np.asarray(model.loss_curve_) - min(model.loss_curve_) + 1e-12, label=name)
-ax.set_xlabel("epoch")
-ax.set_ylabel("objective - final objective")
-ax.legend(title="classifier")
-fig.tight_layout()
+fig = plot_loss_curves(result["models"])
 plt.show()
 
 # %% [markdown]

@@ -10,6 +10,7 @@ preconditioner (:class:`_Preconditioner`) and the two solvers that use it (:func
 from __future__ import annotations
 
 import time
+import warnings
 from typing import Any
 
 import numpy as np
@@ -71,7 +72,10 @@ class _Objective:
         import torch
 
         self.torch = torch
-        self.X, self.Y = torch.from_numpy(X), torch.from_numpy(Y)
+        with warnings.catch_warnings():  # X is only read, so a read-only (memmap) X is fine
+            warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+            self.X = torch.from_numpy(X)
+        self.Y = torch.from_numpy(Y)
         # centred float32 copy for the early iterations (float64 X only; half its memory).
         # Centred, so that a column such as year ~ 2000 keeps its float32 digits for the
         # variation and a constant column is exactly 0.

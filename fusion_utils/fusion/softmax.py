@@ -117,6 +117,9 @@ __all__ = ["SoftmaxClassifier", "sklearn_C", "softmax"]
 
 _SOLVERS = ("lbfgs", "gd", "trainscg")
 _PRECONDITIONERS = ("auto", "full", "diagonal")
+# solver="trainscg": X of at least this many entries is evaluated by the blocked torch objective
+# of fusion/_optim; smaller ones directly in NumPy.
+_MATLAB_PERF_TORCH_MIN = 1 << 16
 
 
 def sklearn_C(l2: float, n_samples: int) -> float:
@@ -145,13 +148,28 @@ class _MatlabPerf:
     """
 
     def __init__(self, X: np.ndarray, Y: np.ndarray):
-        d = X.shape[1]
-        self.obj = _optim._Objective(X, Y, np.zeros(d), np.zeros(d), mixed_precision=False)
+        n, d = X.shape
         self.k = Y.shape[1]
+        self.n_evals = 0
+        if X.size >= _MATLAB_PERF_TORCH_MIN:
+            self.obj = _optim._Objective(X, Y, np.zeros(d), np.zeros(d), mixed_precision=False)
+        else:  # small problems: NumPy directly (torch's per-call overhead would dominate)
+            self.obj = None
+            self.Xa = np.hstack([X.astype(np.float64), np.ones((n, 1))])
+            self.Y = Y
 
     def __call__(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
-        loss, grad, _ = self.obj(theta)
-        return loss / self.k, grad / self.k
+        self.n_evals += 1
+        if self.obj is not None:
+            loss, grad, _ = self.obj(theta)
+            return loss / self.k, grad / self.k
+        n = self.Xa.shape[0]
+        Z = self.Xa @ theta.reshape(self.k, -1).T
+        Z -= Z.max(axis=1, keepdims=True)
+        lse = np.log(np.exp(Z).sum(axis=1))
+        loss = float((lse - (Z * self.Y).sum(axis=1)).sum()) / (n * self.k)
+        R = (np.exp(Z - lse[:, None]) - self.Y) / (n * self.k)
+        return loss, (R.T @ self.Xa).ravel()
 
 
 class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
@@ -297,9 +315,11 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
         t0 = time.perf_counter()
         X, y = validate_data(self, X, y, dtype=np.dtype(self.dtype), order="C")
         check_classification_targets(y)
-        self.classes_, y_idx = np.unique(y, return_inverse=True)
-        if len(self.classes_) < 2:
-            raise ValueError(f"y has a single class {self.classes_!r}: need at least two")
+        classes, y_idx = np.unique(y, return_inverse=True)
+        if len(classes) < 2:  # scikit-learn's wording ("1 class"), which its checks expect
+            raise ValueError(f"This solver needs samples of at least 2 classes in the data, but "
+                             f"the data contains only 1 class: {classes[0]!r}")
+        self.classes_ = classes
         n, d = X.shape
         k = len(self.classes_)
         Y = np.zeros((n, k))
@@ -398,7 +418,8 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
 
     def predict(self, X: Any) -> np.ndarray:
         """Most probable class label per row."""
-        return self.classes_[np.argmax(self._logits(X), axis=1)]
+        z = self._logits(X)  # checks that the estimator is fitted before reading classes_
+        return self.classes_[np.argmax(z, axis=1)]
 
     def objective(self, X: Any, y: Any) -> float:
         """Value of this estimator's objective ``J`` at the fitted weights on ``(X, y)``."""

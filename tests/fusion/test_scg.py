@@ -109,8 +109,14 @@ def _onehot(y, k):
     return (np.arange(k)[:, None] == y[None, :]).astype(float)
 
 
-@pytest.mark.parametrize("epochs", [1, 7, 40])
-def test_same_weights_as_the_transcription_of_trainscg(epochs):
+@pytest.mark.parametrize(("epochs", "blocked"), [(1, False), (7, False), (40, False), (40, True)])
+def test_same_weights_as_the_transcription_of_trainscg(epochs, blocked, monkeypatch):
+    import fusion_utils.fusion._optim as optim
+    import fusion_utils.fusion.softmax as sm
+
+    if blocked:  # the torch evaluation of fusion/_optim, in 64-row blocks, instead of NumPy
+        monkeypatch.setattr(sm, "_MATLAB_PERF_TORCH_MIN", 0)
+        monkeypatch.setattr(optim, "_BLOCK_BYTES", 8)
     X, y = _data()
     IW, b, ep, stop, perfs, _, gradient = _reference_trainscg(X.T, _onehot(y, 3), epochs)
     m = SoftmaxClassifier(solver="trainscg", max_epochs=epochs).fit(X, y)

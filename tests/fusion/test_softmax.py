@@ -142,7 +142,7 @@ def test_estimator_conventions():
     assert m.feature_std_ == pytest.approx(X.std(axis=0))
     with pytest.raises(ValueError, match="solver"):
         SoftmaxClassifier(solver="sgd").fit(X, y)
-    with pytest.raises(ValueError, match="single class"):
+    with pytest.raises(ValueError, match="only 1 class"):
         SoftmaxClassifier().fit(X, np.zeros(len(y)))
 
 
