@@ -23,8 +23,8 @@ file                         written by                content
 
 Every write is atomic (:mod:`fusion_utils.io`). Every read raises ``FileNotFoundError`` naming
 the run folder, the file and the chapter that writes it when the file is missing, and
-:class:`RunFolderError` naming the file when it is damaged (unreadable parquet, npz or JSON, or
-missing columns).
+:class:`fusion_utils.errors.RunFolderError` (a ``ValueError``, re-exported here) naming the file
+when it is damaged (unreadable parquet, npz or JSON, or missing columns).
 
 ``run.json`` records every parameter that produced the run, stage by stage::
 
@@ -53,6 +53,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from fusion_utils.errors import RunFolderError
 from fusion_utils.io import atomic_path, atomic_write_json, file_sha256
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -91,10 +92,6 @@ MODELS: tuple[str, ...] = ("image", "fused")
 STAGES: tuple[str, ...] = ("features", "fusion", "evaluation", "grid")
 PREDICTION_COLUMNS: tuple[str, ...] = ("record_id", "split", "label", "model")
 METRIC_COLUMNS: tuple[str, ...] = ("metric", "class", "model", "value")
-
-
-class RunFolderError(ValueError):
-    """A run-folder file exists but is damaged or has the wrong content (the message names it)."""
 
 
 @functools.lru_cache(maxsize=4)

@@ -150,6 +150,9 @@ def test_damaged_file_names_the_file(tmp_path, name):
 
 
 def test_wrong_content_is_refused(tmp_path):
+    from fusion_utils import errors
+
+    assert RunFolderError is errors.RunFolderError and issubclass(RunFolderError, ValueError)
     run = RunFolder(tmp_path)
     pd.DataFrame({"metric": ["auroc"], "value": [1.0]}).to_parquet(tmp_path / "metrics.parquet")
     with pytest.raises(RunFolderError, match="metrics.parquet.*class, model"):

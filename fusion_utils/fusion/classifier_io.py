@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from fusion_utils.errors import RunFolderError
 from fusion_utils.io import save_npz_atomic
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -88,11 +89,10 @@ def load_classifier(path: str | os.PathLike[str]) -> ClassifierWeights:
     ------
     FileNotFoundError
         When the file is missing (the message says that notebook 04 writes it).
-    RunFolderError
+    fusion_utils.errors.RunFolderError
         When the file is damaged, lacks a key or has inconsistent shapes (the message names it).
     """
     from fusion_utils.interpret.weights import ClassifierWeights
-    from fusion_utils.run_folder import RunFolderError
 
     path = Path(path)
     if not path.is_file():
