@@ -184,10 +184,17 @@ plt.close(fig)
 #
 # ## The paper's findings, point by point
 #
-# Each finding is coded in `fusion_utils.experiments.findings` as a check on the results table (the
-# tests there use hand-made tables with known verdicts). "Not testable" means the grid lacks the
-# datasets, networks or set-ups the finding is about: the book grid has one network, so the
-# findings about AlexNet, VGG19 and the four networks that gain most cannot be tested on it.
+# Every headline claim of the paper (its abstract, Section III and conclusion) is coded in
+# `fusion_utils.experiments.findings` as a check on the results table; the tests there give each
+# finding a hand-made table where it holds and one where it fails. "Not testable" means the grid
+# lacks the datasets, networks, set-ups or columns the finding is about: the book grid has one
+# network, so the findings about AlexNet, VGG16, VGG19 and the four networks that gain most
+# cannot be tested on it. The significance of the gain uses the paired Wilcoxon test across
+# networks when a set-up has at least six networks (fewer cannot reach $p \le 0.05$), else the
+# per-configuration DeLong p-values, and says which. The shrinkage of the image weights and the
+# cost of the fused classifier need per-configuration columns (`image_weight_ratio`; fit,
+# extraction and fine-tuning seconds) that the results table does not carry yet, and the
+# verdict names them.
 # Configurations whose image-only classifier is already perfect are left out of the checks:
 # metadata cannot improve them, and counting their zero improvements would decide comparisons
 # by a ceiling rather than by the data.

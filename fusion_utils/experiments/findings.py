@@ -1,10 +1,18 @@
 """The paper's findings, checked one by one against a grid's results table.
 
-Thomas (2021), sections III.B-D, states a dozen findings about when metadata helps. Each is coded
-here as a :class:`Finding` whose check reads the tidy results table of
-:func:`fusion_utils.experiments.results.collect` and returns a :class:`Verdict`: ``reproduced``,
-``not reproduced`` or ``not testable`` (the grid lacks the datasets, backbones or modes the
-finding is about), with the numbers behind it.
+Thomas (2021) states its headline claims in the abstract and conclusion (metadata significantly
+improves nearly every metric; BN suits natural images, FT scalograms; at negligible extra cost)
+and details them in sections III.B-E (which configurations gain most, which degrade, how the
+image weights shrink). Each is coded here as a :class:`Finding` whose check reads the tidy
+results table of :func:`fusion_utils.experiments.results.collect` and returns a
+:class:`Verdict`: ``reproduced``, ``not reproduced`` or ``not testable`` (the grid lacks the
+datasets, backbones, modes or columns the finding is about), with the numbers behind it.
+
+Two findings need per-configuration columns beyond the results table's documented ones
+(:data:`CONFIGURATION_EXTRAS`): the image-weight shrinkage needs ``image_weight_ratio`` and the
+cost ``fit_seconds_image``, ``fit_seconds_fused`` and ``extraction_seconds``
+(``finetune_seconds`` counted when present). Without them their verdict is ``not testable``
+and names what is missing.
 
 Improvement is the paper's: the difference fused - image of a metric's value, in percentage points
 (Figs. 2-3: 70% -> 80% is +10), computed from the ``macro_mean`` rows (Figs. 2-3) or from each
@@ -29,6 +37,7 @@ import pandas as pd
 from fusion_utils.evaluation.metrics import improvement
 
 __all__ = [
+    "CONFIGURATION_EXTRAS",
     "FINDINGS",
     "STATUSES",
     "Finding",
@@ -44,6 +53,33 @@ __all__ = [
 
 STATUSES: tuple[str, ...] = ("reproduced", "not reproduced", "not testable")
 KEY_COLUMNS: tuple[str, ...] = ("config_id", "dataset", "backbone", "mode", "augment")
+
+CONFIGURATION_EXTRAS: tuple[str, ...] = (
+    "image_weight_ratio", "fit_seconds_image", "fit_seconds_fused", "extraction_seconds",
+    "finetune_seconds",
+)
+"""Optional per-configuration columns of a results table that some findings read.
+
+``image_weight_ratio``: mean ``|w|`` of the image-feature weights of the image-only classifier
+divided by that of the fused classifier (the paper's Fig. 5 statistic). ``fit_seconds_image``,
+``fit_seconds_fused``: the two softmax fits; ``extraction_seconds``, ``finetune_seconds``: feature
+extraction and fine-tuning (a run folder's ``timings.json`` holds these as ``fit_image``,
+``fit_fused``, ``extraction`` and ``finetune``).
+"""
+
+#: Metrics of the paper's Figs. 2-3 (threshold metrics; AUROC is Fig. 4's).
+FIG23_METRICS: tuple[str, ...] = ("accuracy", "specificity", "sensitivity", "precision", "f1",
+                                  "informedness", "markedness", "mcc")
+
+#: Share of the image features' time (extraction plus fine-tuning) below which the fused
+#: classifier's fit counts as a negligible extra cost.
+NEGLIGIBLE_COST = 0.05
+
+#: Image-weight shrinkage the paper reports: one to three orders of magnitude.
+SHRINKAGE_FACTOR = 10.0
+
+#: Fewest networks for which the two-sided Wilcoxon test across networks can reach p <= 0.05.
+MIN_NETWORKS_FOR_WILCOXON = 6
 
 #: Canonical metric names and the spellings accepted for each.
 _METRIC_ALIASES: dict[str, tuple[str, ...]] = {
@@ -164,7 +200,8 @@ class Finding:
         The finding in words, with how it is measured here.
     check : callable
         ``check(macro, classwise, tol) -> Verdict``, with ``macro`` from :func:`improvements`
-        and ``classwise`` from :func:`class_improvements`.
+        (plus any :data:`CONFIGURATION_EXTRAS` column of the results table, one value per
+        configuration) and ``classwise`` from :func:`class_improvements`.
     """
 
     key: str
@@ -346,7 +383,158 @@ def _ham_big_four(macro: pd.DataFrame, classwise: pd.DataFrame, tol: float) -> V
                         f"others: {', '.join(f'{b} {_fmt(v)}' for b, v in outside.items())}")
 
 
+def _metadata_improves_metrics(macro: pd.DataFrame, classwise: pd.DataFrame,
+                               tol: float) -> Verdict:
+    means = macro.groupby("metric")["improvement"].mean().dropna().sort_values()
+    if len(means) < 2:
+        return _untestable("needs image-only and fused values of several metrics; has "
+                           f"{', '.join(means.index) or 'none'}")
+    losing = means[means <= 0]
+    detail = ", ".join(f"{m} {_fmt(v)}" for m, v in means.items())
+    return _verdict(len(losing) <= 1,
+                    f"mean improvement over {macro['config_id'].nunique()} configuration(s), "
+                    f"lowest first: {detail}; {len(losing)} of {len(means)} metrics not improved "
+                    "(reproduced when at most one)")
+
+
+_LISTED_HAM_DEGRADATIONS: tuple[tuple[str, bool | None], ...] = (("alexnet", None),
+                                                                 ("vgg19", True))
+
+
+def _ham_only_listed_degrade(macro: pd.DataFrame, classwise: pd.DataFrame, tol: float) -> Verdict:
+    rows = macro[macro["dataset"].eq("ham10000") & macro["metric"].isin(FIG23_METRICS)]
+    per = _per_config(rows).dropna(subset=["improvement"])
+    listed = pd.Series(False, index=per.index)
+    for backbone, augment in _LISTED_HAM_DEGRADATIONS:
+        hit = per["backbone"].eq(backbone) & per["mode"].eq("ft")
+        if augment is not None:
+            hit &= per["augment"].astype(bool) == augment
+        listed |= hit
+    others = per[~listed]
+    if others.empty:
+        return _untestable("needs a HAM10000 configuration other than AlexNet FT and VGG19 FT "
+                           "with augmentation")
+    worse = others[others["improvement"] < -tol]
+    detail = (", ".join(f"{r.config_id} {_fmt(r.improvement)}" for r in worse.itertuples())
+              if len(worse) else f"smallest {_fmt(others['improvement'].min())}")
+    return _verdict(worse.empty, f"{len(worse)} of {len(others)} other HAM10000 configurations "
+                                 f"lose more than {tol} pp (mean over the Fig. 2 metrics): "
+                                 f"{detail}")
+
+
+def _ptbxl_bn_small_or_degrades(macro: pd.DataFrame, classwise: pd.DataFrame,
+                                tol: float) -> Verdict:
+    rows = macro[macro["dataset"].eq("ptbxl") & macro["mode"].eq("bn")
+                 & macro["metric"].isin(FIG23_METRICS) & macro["metric"].ne("accuracy")]
+    per = _per_config(rows).dropna(subset=["improvement"])
+    if per.empty:
+        return _untestable("no PTB-XL BN configuration in the results")
+    gains = per[per["improvement"] > tol]
+    detail = ", ".join(f"{r.config_id} {_fmt(r.improvement)}" for r in per.itertuples())
+    return _verdict(gains.empty, "mean improvement over the Fig. 3 metrics other than accuracy: "
+                                 f"{detail} (reproduced when none gains more than {tol} pp)")
+
+
+def _vgg16_bn_auroc_drops(macro: pd.DataFrame, classwise: pd.DataFrame, tol: float) -> Verdict:
+    ham = classwise[classwise["dataset"].eq("ham10000")].dropna(subset=["improvement"])
+    vgg16 = ham[ham["backbone"].eq("vgg16") & ham["mode"].eq("bn")]
+    if vgg16.empty:
+        return _untestable("needs VGG16 BN on HAM10000; the grid has no such configuration")
+    per = ham.groupby("config_id")["improvement"].mean()
+    worst = str(per.idxmin())
+    ok = worst in set(vgg16["config_id"]) and bool(per[worst] < -tol)
+    return _verdict(ok, f"largest drop: {worst} {_fmt(per[worst])} (mean class-wise AUROC "
+                        f"improvement; reproduced when it is a VGG16 BN configuration and below "
+                        f"-{tol} pp)")
+
+
+def _significant_gain(macro: pd.DataFrame, classwise: pd.DataFrame, tol: float) -> Verdict:
+    rows = classwise.dropna(subset=["improvement"])
+    if rows.empty:
+        return _untestable("no class-wise AUROC in the results")
+    rows = rows.assign(augment=rows["augment"].astype(bool))
+    networks = rows.groupby(["dataset", "mode", "augment", "class"])["backbone"].nunique()
+    if int(networks.max()) >= MIN_NETWORKS_FOR_WILCOXON:
+        from fusion_utils.evaluation.significance import across_networks_test
+
+        tests = across_networks_test(rows)
+        tested = tests[tests["n_networks"] >= MIN_NETWORKS_FOR_WILCOXON]
+        hits = tested[(tested["p_value"] <= 0.05) & (tested["mean_improvement"] > 0)]
+        how = ("paired Wilcoxon test across networks per dataset, set-up and class "
+               "(fusion_utils.evaluation.significance.across_networks_test)")
+        units = "set-up x class groups"
+    else:
+        tested = rows.dropna(subset=["p_value"])
+        if tested.empty:
+            return _untestable("the results have no p-values (significance.parquet) and fewer "
+                               f"than {MIN_NETWORKS_FOR_WILCOXON} networks per set-up for a "
+                               "test across networks")
+        hits = tested[(tested["p_value"] <= 0.05) & (tested["improvement"] > 0)]
+        how = (f"per-configuration DeLong p-values, as the grid has at most "
+               f"{int(networks.max())} network(s) per set-up, fewer than the "
+               f"{MIN_NETWORKS_FOR_WILCOXON} a paired test across networks needs to reach "
+               "p <= 0.05")
+        units = "configuration x class pairs"
+    counts = tested.groupby("dataset").size()
+    found = hits.groupby("dataset").size()
+    parts = [f"{d}: {int(found.get(d, 0))} of {int(n)} {units} with a significant gain"
+             for d, n in counts.items()]
+    ok = bool(len(counts)) and all(found.get(d, 0) > 0 for d in counts.index)
+    return _verdict(ok, f"{how}; " + "; ".join(parts) + " (p <= 0.05; reproduced when at least "
+                        "one in each dataset)")
+
+
+def _missing_columns(macro: pd.DataFrame, needed: Sequence[str]) -> list[str]:
+    return [c for c in needed if c not in macro.columns or macro[c].isna().all()]
+
+
+def _image_weight_shrinkage(macro: pd.DataFrame, classwise: pd.DataFrame, tol: float) -> Verdict:
+    if _missing_columns(macro, ["image_weight_ratio"]):
+        return _untestable("not testable from the results table: it needs a column "
+                           "image_weight_ratio (per configuration, mean |w| of the image-feature "
+                           "weights of the image-only classifier over that of the fused one, "
+                           "from classifier_image.npz and classifier_fused.npz; chapter 06 "
+                           "computes it for one configuration)")
+    per = macro.groupby("config_id")["image_weight_ratio"].first().dropna().astype(float)
+    low = per[per < SHRINKAGE_FACTOR]
+    return _verdict(low.empty, f"image-weight ratio (image-only / fused) in {len(per)} "
+                               f"configuration(s): {per.min():.3g} to {per.max():.3g}; "
+                               f"{len(low)} below {SHRINKAGE_FACTOR:g} (reproduced when none)")
+
+
+_COST_COLUMNS: tuple[str, ...] = ("fit_seconds_image", "fit_seconds_fused", "extraction_seconds")
+
+
+def _negligible_cost(macro: pd.DataFrame, classwise: pd.DataFrame, tol: float) -> Verdict:
+    missing = _missing_columns(macro, _COST_COLUMNS)
+    if missing:
+        return _untestable("not testable from the results table: it lacks column(s) "
+                           f"{', '.join(missing)} (seconds per configuration; a run folder's "
+                           "timings.json records fit_image, fit_fused, extraction and finetune)")
+    cols = [*_COST_COLUMNS, *(["finetune_seconds"] if "finetune_seconds" in macro.columns else [])]
+    per = (macro.groupby("config_id")[cols].first().astype(float)
+           .dropna(subset=list(_COST_COLUMNS)))
+    if per.empty:
+        return _untestable("no configuration has all of " + ", ".join(_COST_COLUMNS))
+    features = per["extraction_seconds"]
+    if "finetune_seconds" in per.columns:
+        features = features + per["finetune_seconds"].fillna(0.0)
+    share = per["fit_seconds_fused"] / features.where(features > 0)
+    slow = share[~(share < NEGLIGIBLE_COST)]
+    ratio = float((per["fit_seconds_fused"] / per["fit_seconds_image"]).median())
+    return _verdict(slow.empty, f"fused fit / (extraction + fine-tuning) in {len(per)} "
+                                f"configuration(s): {share.min():.2%} to {share.max():.2%}; "
+                                f"{len(slow)} not below {NEGLIGIBLE_COST:.0%} (reproduced when "
+                                f"none); median fused / image-only fit time {ratio:.2f}")
+
+
 FINDINGS: tuple[Finding, ...] = (
+    Finding("metadata_improves_metrics", "Abstract, IV, Figs. 2-3",
+            "Metadata improves nearly every metric: averaged over the grid's configurations, at "
+            "most one metric does not improve.", _metadata_improves_metrics),
+    Finding("significant_gain", "Abstract, IV, Fig. 4",
+            "Metadata can significantly enhance performance: in each dataset, a class-wise AUROC "
+            "gain is significant (p <= 0.05).", _significant_gain),
     Finding("ham_improves", "III.B, Fig. 2",
             "HAM10000: metadata improves almost every metric for every network (>= 80% of "
             "configuration-metric pairs improve or change by less than the tolerance).",
@@ -362,6 +550,9 @@ FINDINGS: tuple[Finding, ...] = (
     Finding("vgg19_ft_aug_degrades", "III.B, Fig. 2",
             "HAM10000: VGG19 fine-tuned with augmentation degrades with metadata.",
             _degrades("vgg19", True)),
+    Finding("ham_only_listed_degrade", "III.B, Fig. 2",
+            "HAM10000: no other configuration degrades (none loses more than the tolerance, mean "
+            "over the Fig. 2 metrics).", _ham_only_listed_degrade),
     Finding("ham_acc_spec_least", "III.B, Fig. 2",
             "HAM10000: accuracy and specificity change least (smaller mean |improvement| than "
             "sensitivity, precision, F1, informedness, markedness and MCC).", _acc_spec_least),
@@ -377,9 +568,17 @@ FINDINGS: tuple[Finding, ...] = (
     Finding("ptbxl_ft_aug_larger", "III.C, Fig. 3",
             "PTB-XL FT: the improvement is larger with augmentation (every network but "
             "DenseNet201).", _ptbxl_ft_aug_larger),
+    Finding("ptbxl_bn_small_or_degrades", "III.C, Fig. 3",
+            "PTB-XL BN: metadata brings only small changes or degradations in the metrics other "
+            "than accuracy (no configuration gains more than the tolerance).",
+            _ptbxl_bn_small_or_degrades),
     Finding("auroc_no_drop", "III.D, Fig. 4",
             "Class-wise AUROC rises or changes little with metadata in all but at most one "
             "configuration.", _auroc_no_drop),
+    Finding("vgg16_bn_auroc_drops", "III.D, Fig. 4",
+            "HAM10000: VGG16 BN is that exception: of all HAM10000 configurations, its "
+            "class-wise AUROC drops most, by more than the tolerance.",
+            _vgg16_bn_auroc_drops),
     Finding("ham_auroc_bn", "III.D, Fig. 4",
             "HAM10000: AUROC gains more with BN than with FT.",
             _mode_contrast("ham10000", "bn", metric="auroc")),
@@ -389,6 +588,14 @@ FINDINGS: tuple[Finding, ...] = (
     Finding("augmentation_helps", "III.D, Fig. 4",
             "Augmentation helps: the AUROC gain from metadata is larger with augmentation, in "
             "most matched configurations of each dataset.", _augmentation_helps),
+    Finding("image_weight_shrinkage", "III.E, Fig. 5",
+            "The image-feature weights shrink by one to three orders of magnitude when metadata "
+            "join (image-only / fused mean |w| >= 10 in every configuration).",
+            _image_weight_shrinkage),
+    Finding("negligible_cost", "Abstract, IV",
+            "Metadata come at a negligible extra cost: the fused classifier's fit takes under 5% "
+            "of the time spent on the image features (extraction and fine-tuning).",
+            _negligible_cost),
 )
 """The paper's findings, in the order of its sections."""
 
@@ -415,7 +622,8 @@ def evaluate_findings(results: pd.DataFrame, *, tol: float = 0.5, ceiling: float
     Parameters
     ----------
     results : pandas.DataFrame
-        Tidy results (:func:`fusion_utils.experiments.results.collect`).
+        Tidy results (:func:`fusion_utils.experiments.results.collect`), optionally with
+        :data:`CONFIGURATION_EXTRAS` columns.
     tol : float
         Percentage points within which a change counts as "unchanged".
     ceiling : float or None
@@ -433,6 +641,10 @@ def evaluate_findings(results: pd.DataFrame, *, tol: float = 0.5, ceiling: float
     if excluded:
         results = results[~results["config_id"].isin(excluded)]
     macro = improvements(results)
+    extras = [c for c in CONFIGURATION_EXTRAS if c in results.columns]
+    if extras:
+        per_config = results.groupby("config_id")[extras].first().reset_index()
+        macro = macro.merge(per_config, on="config_id", how="left")
     classwise = class_improvements(results, "auroc")
     rows = []
     for finding in findings:
