@@ -1,7 +1,7 @@
 """Notebooks 06 (interpretability) and 07 (metadata only), executed with papermill.
 
 Notebook 06 runs on two tiny synthetic run folders written in the ARCHITECTURE.md formats by the
-project's own writers (FeatureSet.save, fusion.write_run, manifest.save_manifest). Notebook 07
+project's own writers (RunFolder, fusion.write_run, manifest.save_manifest). Notebook 07
 runs on a tiny demo cohort, and on the full real tables in ../shared/data when they are present.
 """
 
@@ -64,6 +64,7 @@ def _synthetic_manifest(n: int = 150, seed: int = 0) -> pd.DataFrame:
 def _write_run(run: Path, manifest: pd.DataFrame, backbone: str, seed: int) -> None:
     from fusion_utils.features.extraction import FeatureSet
     from fusion_utils.fusion import train as fusion
+    from fusion_utils.run_folder import RunFolder
 
     rng = np.random.default_rng(seed)
     y = np.array([CLASSES.index(c) for c in manifest["label"]])
@@ -73,7 +74,10 @@ def _write_run(run: Path, manifest: pd.DataFrame, backbone: str, seed: int) -> N
                     split=manifest["split"].to_numpy(), X=X.astype(np.float32),
                     feature_names=FeatureSet.names(d),
                     info={"dataset": "ptbxl", "backbone": backbone, "mode": "ft", "augment": True})
-    fs.save(run / "features.npz")
+    folder = RunFolder(run)
+    folder.write_features(fs)  # what notebook 03 writes: features.npz and its run.json stage
+    folder.record("features", {"backbone": backbone, "mode": "ft", "augment": True},
+                  dataset="ptbxl")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         result = fusion.train_image_and_fused(fs, manifest, classifier_params={"l2": 1e-3})
