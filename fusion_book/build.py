@@ -40,7 +40,7 @@ from fusion_book.edition import (
     write_edition_config,
 )
 from fusion_book.prerequisites import annotate_executed
-from fusion_book.runtimes import save_machine, write_runtimes_page
+from fusion_book.runtimes import save_machine, write_exercise_table, write_runtimes_page
 from fusion_book.settings import write_book_config
 from fusion_utils.notebook_runner import execute_notebook
 from fusion_utils.paths import executed_dir, project_root, shared_data_dir
@@ -234,6 +234,7 @@ def build_book(*, skip_execute: bool = False, check: bool = False) -> Path:
     # Under each chapter's title: what it needs, its run time here, its .ipynb/.py downloads.
     annotate_executed(out_dir)
     write_runtimes_page(out_dir, root / "runs" / (REAL_CHECK_RUNS if real else "book"))
+    write_exercise_table(out_dir, root / "notebooks")
     build = root / "_build"
     if build.exists():
         shutil.rmtree(build)

@@ -7,7 +7,8 @@ times are the run folders' ``status.json`` (``seconds`` and ``stages``, written 
 saved by the build as ``book/executed/machine.json`` so that a later ``--skip-execute`` rebuild
 still names the machine that ran the chapters.
 
-:func:`write_runtimes_page` writes ``book/executed/runtimes.md`` (listed in ``_toc.yml``).
+:func:`write_runtimes_page` writes ``book/executed/runtimes_body.md``, which the committed page
+``book/runtimes.md`` (listed in ``_toc.yml``) includes.
 """
 
 from __future__ import annotations
@@ -23,7 +24,9 @@ import pandas as pd
 from fusion_utils.io import atomic_write_json, atomic_write_text
 
 __all__ = [
+    "EXERCISES_BODY",
     "MACHINE_FILE",
+    "RUNTIMES_BODY",
     "RUNTIMES_PAGE",
     "chapter_times",
     "format_seconds",
@@ -32,13 +35,18 @@ __all__ = [
     "machine_info",
     "machine_line",
     "save_machine",
+    "write_exercise_table",
     "write_runtimes_page",
 ]
 
 #: File, in the executed folder, describing the machine that executed the chapters.
 MACHINE_FILE = "machine.json"
-#: Stem of the generated run-time page in the executed folder.
-RUNTIMES_PAGE = "runtimes"
+#: The generated body of the run-time page, in the executed folder.
+RUNTIMES_BODY = "runtimes_body.md"
+#: The generated table of exercise commands and times, included by ``book/teaching.md``.
+EXERCISES_BODY = "exercise_times.md"
+#: The committed page that includes it (a Sphinx docname, absolute from the book's root).
+RUNTIMES_PAGE = "/book/runtimes"
 
 
 def _cpu_model() -> str:
@@ -162,24 +170,25 @@ def _params_text(params: dict[str, Any]) -> str:
 
 def write_runtimes_page(executed: str | os.PathLike[str], runs_dir: str | os.PathLike[str],
                         dest: str | os.PathLike[str] | None = None) -> Path:
-    """Write the run-time page (MyST markdown) from the executed notebooks and the grid folders.
+    """Write the run-time page's body (MyST markdown, included by ``book/runtimes.md``) from the
+    executed notebooks and the grid folders.
 
-    Returns the page's path (default ``<executed>/runtimes.md``).
+    Returns the file's path (default ``<executed>/runtimes_body.md``). Page links are absolute
+    (``/book/executed/<page>``), so they resolve from whichever page includes the body.
     """
     executed = Path(executed)
-    dest = Path(dest) if dest is not None else executed / f"{RUNTIMES_PAGE}.md"
+    dest = Path(dest) if dest is not None else executed / RUNTIMES_BODY
     machine = load_machine(executed)
     chapters = chapter_times(executed)
     grid = grid_times(runs_dir)
-    out = ["# Run times", "",
-           "How long each chapter and each configuration of the book grid took in the build that "
+    out = ["How long each chapter and each configuration of the book grid took in the build that "
            "produced this book, read from papermill's record in each executed notebook "
            "(`metadata.papermill.duration`) and from the grid's run folders (`status.json`); "
            "nothing on this page is typed by hand.", "",
            f"**Machine:** {machine_line(machine)}; Python {machine.get('python', '?')}.", ""]
     out += ["## Chapters", ""]
     if len(chapters):
-        rows = [[f"{{doc}}`{r.page}`", format_seconds(r.duration), _params_text(r.parameters)]
+        rows = [[f"{{doc}}`/book/executed/{r.page}`", format_seconds(r.duration), _params_text(r.parameters)]
                 for r in chapters.itertuples()]
         out += [_table(["page", "run time", "parameters"], rows), "",
                 f"Chapters in total: {format_seconds(chapters['duration'].sum())}.", ""]
@@ -201,3 +210,41 @@ def write_runtimes_page(executed: str | os.PathLike[str], runs_dir: str | os.Pat
     else:
         out += ["No grid run folder was found for this build.", ""]
     return atomic_write_text(dest, "\n".join(out))
+
+
+def write_exercise_table(executed: str | os.PathLike[str],
+                         notebooks: str | os.PathLike[str],
+                         dest: str | os.PathLike[str] | None = None) -> Path:
+    """Write the teachers' table of exercises (included by ``book/teaching.md``).
+
+    One row per ``fusion-book run`` command printed in a chapter's exercises, with what it needs
+    (:data:`fusion_book.prerequisites.NEEDS`) and an *estimate* of its run time: the longest
+    page of that chapter in this build (papermill's record; an exercise changes parameters, so
+    it can take longer or shorter). Returns the file's path (default
+    ``<executed>/exercise_times.md``).
+    """
+    from fusion_book.commands import exercise_commands
+    from fusion_book.prerequisites import NEEDS, source_notebook
+
+    executed = Path(executed)
+    dest = Path(dest) if dest is not None else executed / EXERCISES_BODY
+    chapters = chapter_times(executed)
+    longest: dict[str, float] = {}
+    for r in chapters.itertuples():
+        try:
+            stem = source_notebook(r.page)
+        except KeyError:
+            continue
+        longest[stem] = max(longest.get(stem, 0.0), r.duration)
+    rows = []
+    for nb in sorted(Path(notebooks).glob("[0-9]*.py")):
+        for cmd in exercise_commands(nb):
+            if cmd.split()[2] != nb.stem:  # a command to run first, not an exercise
+                continue
+            earlier = NEEDS.get(nb.stem, ("?", "?"))[0]
+            rows.append([f"{nb.stem}", f"`{cmd}`", earlier, format_seconds(longest.get(nb.stem))])
+    machine = load_machine(executed)
+    text = [f"Estimated times are the chapter's longest page in the build of this book, on "
+            f"{machine_line(machine)} (see {{doc}}`{RUNTIMES_PAGE}`).", "",
+            _table(["chapter", "command", "needs", "estimate"], rows), ""]
+    return atomic_write_text(dest, "\n".join(text))

@@ -198,8 +198,8 @@ print({k: v for k, v in check.attrs.items() if k != "report"})
 #    balance with the demo cohort's:
 #
 #    ```bash
-#    jupytext --to ipynb -o - notebooks/01_data_preparation.py | papermill - ptbxl_real.ipynb \
-#        -k python3 -p dataset ptbxl -p data_dir ../shared/data/ptbxl \
+#    fusion-book run 01_data_preparation ptbxl_real.ipynb \
+#        -p dataset ptbxl -p data_dir ../shared/data/ptbxl \
 #        -p manifest_path cache/manifests/ptbxl_real.parquet
 #    ```
 #
@@ -216,8 +216,8 @@ print({k: v for k, v in check.attrs.items() if k != "report"})
 #    or run:
 #
 #    ```bash
-#    jupytext --to ipynb -o - notebooks/01_data_preparation.py | papermill - ptbxl_group.ipynb \
-#        -k python3 -p split_scheme group -p manifest_path cache/manifests/ptbxl_group.parquet
+#    fusion-book run 01_data_preparation ptbxl_group.ipynb \
+#        -p split_scheme group -p manifest_path cache/manifests/ptbxl_group.parquet
 #    ```
 #
 # ````{admonition} Solution
@@ -240,8 +240,8 @@ print({k: v for k, v in check.attrs.items() if k != "report"})
 #    its heat map. Why does the paper discard it?
 #
 #    ```bash
-#    jupytext --to ipynb -o - notebooks/01_data_preparation.py | papermill - ham_dx_type.ipynb \
-#        -k python3 -p dataset ham10000 -p metadata_columns "age,sex,localization,dx_type" \
+#    fusion-book run 01_data_preparation ham_dx_type.ipynb \
+#        -p dataset ham10000 -p metadata_columns "age,sex,localization,dx_type" \
 #        -p manifest_path cache/manifests/ham10000_dx_type.parquet
 #    ```
 #

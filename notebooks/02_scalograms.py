@@ -309,8 +309,8 @@ display(Markdown(f"Cache: `{cache.folder}`; {summary.computed} computed, {summar
 #    What changes in the montage of record 00001?
 #
 #    ```bash
-#    jupytext --to ipynb -o - notebooks/02_scalograms.py | papermill - 02_cmor.ipynb \
-#        -k python3 -p wavelet cmor1.5-1.0 -p max_records 50
+#    fusion-book run 02_scalograms 02_cmor.ipynb \
+#        -p wavelet cmor1.5-1.0 -p max_records 50
 #    ```
 #
 # ````{admonition} Solution
@@ -328,8 +328,8 @@ display(Markdown(f"Cache: `{cache.folder}`; {summary.computed} computed, {summar
 #    could that matter for a classifier?
 #
 #    ```bash
-#    jupytext --to ipynb -o - notebooks/02_scalograms.py | papermill - 02_per_record.ipynb \
-#        -k python3 -p normalisation per_record -p max_records 50
+#    fusion-book run 02_scalograms 02_per_record.ipynb \
+#        -p normalisation per_record -p max_records 50
 #    ```
 #
 # ````{admonition} Solution
@@ -347,8 +347,8 @@ display(Markdown(f"Cache: `{cache.folder}`; {summary.computed} computed, {summar
 #    (about 100 ms) still wider than a pixel?
 #
 #    ```bash
-#    jupytext --to ipynb -o - notebooks/02_scalograms.py | papermill - 02_6x2.ipynb \
-#        -k python3 -p layout 6x2 -p image_size 299 -p max_records 50
+#    fusion-book run 02_scalograms 02_6x2.ipynb \
+#        -p layout 6x2 -p image_size 299 -p max_records 50
 #    ```
 #
 # ````{admonition} Solution
@@ -364,8 +364,8 @@ display(Markdown(f"Cache: `{cache.folder}`; {summary.computed} computed, {summar
 #    profiles with the demo cohort's.
 #
 #    ```bash
-#    jupytext --to ipynb -o - notebooks/02_scalograms.py | papermill - 02_real.ipynb \
-#        -k python3 -p data_dir ../shared/data/ptbxl
+#    fusion-book run 02_scalograms 02_real.ipynb \
+#        -p data_dir ../shared/data/ptbxl
 #    ```
 #
 # ````{admonition} Solution

@@ -256,13 +256,13 @@ print(f"wrote {out_path}, {timings_path} and {run.run_json}")
 #
 # 1. Fine-tune for more epochs. Does the validation loss keep falling? Which epoch would R2021b's
 #    best-validation option keep (`-p output_network best-validation-loss`)?
-#    `papermill notebooks/03_feature_extraction.py out.ipynb -p mode ft -p epochs 6`
+#    `fusion-book run 03_feature_extraction out.ipynb -p mode ft -p epochs 6`
 # 2. Extract features with augmentation and compare the PCA figure with the one above.
-#    `papermill notebooks/03_feature_extraction.py out.ipynb -p augment True`
+#    `fusion-book run 03_feature_extraction out.ipynb -p augment True`
 # 3. Extract in bfloat16 and compare the time and the features with float32.
-#    `papermill notebooks/03_feature_extraction.py out.ipynb -p precision bf16`
+#    `fusion-book run 03_feature_extraction out.ipynb -p precision bf16`
 # 4. Try a network with random weights to see what ImageNet pretraining contributes.
-#    `papermill notebooks/03_feature_extraction.py out.ipynb -p backbone resnet50 -p weights random`
+#    `fusion-book run 03_feature_extraction out.ipynb -p backbone resnet50 -p weights random`
 #
 # ```{admonition} Solutions
 # :class: dropdown

@@ -162,13 +162,17 @@ display(Markdown(
 #
 # ## Exercises
 #
+# These read the features that chapter 3 writes with its default run folder
+# (`runs/single/ptbxl`); run it on PTB-XL first (after `make book`, which writes the demo cohort):
+# `fusion-book run 03_feature_extraction 03_ptbxl.ipynb -p dataset ptbxl`.
+#
 # 1. Train with standardised metadata instead of the paper's raw numbers. Does the fused
 #    classifier need fewer epochs?
-#    `papermill notebooks/04_fusion.py out.ipynb -p encoding standardised`
+#    `fusion-book run 04_fusion out.ipynb -p encoding standardised`
 # 2. Add an L2 penalty and compare the number of epochs and the training time with `l2=0`.
-#    `papermill notebooks/04_fusion.py out.ipynb -p l2 0.001`
+#    `fusion-book run 04_fusion out.ipynb -p l2 0.001`
 # 3. Fuse only age and sex (PTB-XL).
-#    `papermill notebooks/04_fusion.py out.ipynb -p metadata_columns "age,sex"`
+#    `fusion-book run 04_fusion out.ipynb -p metadata_columns "age,sex"`
 #
 # ```{admonition} Solutions
 # :class: dropdown

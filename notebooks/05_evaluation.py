@@ -232,10 +232,16 @@ display(Markdown(
 #
 # ## Exercises
 #
+# These read the predictions that chapter 4 writes with its default run folder
+# (`runs/single/<dataset>`); run chapters 3 and 4 first, for PTB-XL
+# `fusion-book run 03_feature_extraction 03_ptbxl.ipynb -p dataset ptbxl` and
+# `fusion-book run 04_fusion 04_ptbxl.ipynb -p dataset ptbxl`, and for exercise 2 the same with
+# `-p dataset ham10000`.
+#
 # 1. Rerun with fewer bootstrap resamples. How stable are the interval limits?
-#    `papermill notebooks/05_evaluation.py out.ipynb -p n_bootstrap 100 -p seed 1`
+#    `fusion-book run 05_evaluation out.ipynb -p n_bootstrap 100 -p seed 1`
 # 2. Evaluate the other dataset's run.
-#    `papermill notebooks/05_evaluation.py out.ipynb -p dataset ham10000`
+#    `fusion-book run 05_evaluation out.ipynb -p dataset ham10000`
 # 3. Which metric can improve while specificity hardly moves, and why (the paper, Sec. III.B)?
 #
 # ```{admonition} Solutions

@@ -376,8 +376,8 @@ display(Markdown("\n".join(lines)))
 # 1. Draw Fig. 5 for the frozen-feature run without augmentation instead:
 #
 #    ```bash
-#    jupytext --to ipynb -o - notebooks/06_interpretability.py | papermill - interp_bn.ipynb \
-#        -k python3 -p main_run ptbxl-efficientnet_lite0-bn-noaug
+#    fusion-book run 06_interpretability interp_bn.ipynb \
+#        -p main_run ptbxl-efficientnet_lite0-bn-noaug
 #    ```
 #
 #    Does the shrinkage of the image weights depend on the configuration?
@@ -395,8 +395,8 @@ display(Markdown("\n".join(lines)))
 # 2. The same for HAM10000, whose metadata are age, sex and localization:
 #
 #    ```bash
-#    jupytext --to ipynb -o - notebooks/06_interpretability.py | papermill - interp_ham.ipynb \
-#        -k python3 -p dataset ham10000
+#    fusion-book run 06_interpretability interp_ham.ipynb \
+#        -p dataset ham10000
 #    ```
 #
 #    Which metadata column has the largest raw weight, and which the largest permutation

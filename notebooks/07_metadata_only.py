@@ -331,8 +331,8 @@ display(Markdown(
 # 1. Run the chapter on the full real HAM10000 table (no image needed):
 #
 #    ```bash
-#    jupytext --to ipynb -o - notebooks/07_metadata_only.py | papermill - ham_meta.ipynb \
-#        -k python3 -p dataset ham10000 -p data_dir ../shared/data/ham10000
+#    fusion-book run 07_metadata_only ham_meta.ipynb \
+#        -p dataset ham10000 -p data_dir ../shared/data/ham10000
 #    ```
 #
 #    Which single column carries most of the patient columns' information?
@@ -348,8 +348,8 @@ display(Markdown(
 #    training and the test split. Does that inflate the metadata-only score on PTB-XL?
 #
 #    ```bash
-#    jupytext --to ipynb -o - notebooks/07_metadata_only.py | papermill - ptbxl_strat.ipynb \
-#        -k python3 -p data_dir ../shared/data/ptbxl -p split_scheme stratified
+#    fusion-book run 07_metadata_only ptbxl_strat.ipynb \
+#        -p data_dir ../shared/data/ptbxl -p split_scheme stratified
 #    ```
 #
 # ````{admonition} Solution
@@ -363,8 +363,8 @@ display(Markdown(
 #    the result:
 #
 #    ```bash
-#    jupytext --to ipynb -o - notebooks/07_metadata_only.py | papermill - ptbxl_axis.ipynb \
-#        -k python3 -p data_dir ../shared/data/ptbxl \
+#    fusion-book run 07_metadata_only ptbxl_axis.ipynb \
+#        -p data_dir ../shared/data/ptbxl \
 #        -p column_sets "patient=age,sex,height,weight;patient+axis=age,sex,height,weight,heart_axis"
 #    ```
 #

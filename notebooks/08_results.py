@@ -289,8 +289,8 @@ else:
 #    counts as changed. Which verdicts move?
 #
 #    ```bash
-#    jupytext --to ipynb -o - notebooks/08_results.py | \
-#      papermill - results_ham.ipynb -k python3 -p dataset ham10000 -p tol 2.0
+#    fusion-book run 08_results results_ham.ipynb \
+#      -p dataset ham10000 -p tol 2.0
 #    ```
 #
 # ```{admonition} Solution
@@ -308,8 +308,8 @@ else:
 #
 #    ```bash
 #    python -m fusion_utils.experiments run my_grid.yaml --only 'ptbxl-*'
-#    jupytext --to ipynb -o - notebooks/08_results.py | \
-#      papermill - results_seeds.ipynb -k python3 -p runs_dir runs/seeds -p dataset ptbxl
+#    fusion-book run 08_results results_seeds.ipynb \
+#      -p runs_dir runs/seeds -p dataset ptbxl
 #    ```
 #
 # ```{admonition} Solution

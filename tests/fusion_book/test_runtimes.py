@@ -8,6 +8,7 @@ import nbformat
 import pytest
 
 from fusion_book import prerequisites, runtimes
+from fusion_utils.paths import project_root
 
 
 def _executed(path, duration, parameters, title="# A chapter title\n\nIntro text."):
@@ -62,7 +63,7 @@ def test_runtimes_page_names_machine_pages_and_configurations(book):
     executed, runs = book
     text = runtimes.write_runtimes_page(executed, runs).read_text()
     assert "2 CPU cores (Test CPU), 24 GiB memory, no GPU" in text
-    assert "| {doc}`04_fusion_ham10000` | 2 min 5 s | `dataset=ham10000` |" in text
+    assert "| {doc}`/book/executed/04_fusion_ham10000` | 2 min 5 s | `dataset=ham10000` |" in text
     assert "Chapters in total: 2 min 17 s." in text
     assert "| `ham10000-b` | done | 1 h 02 min | 1 h 01 min | ? | 2 |" in text
     assert "2 configurations, 1 h 03 min" in text
@@ -89,10 +90,21 @@ def test_header_goes_under_the_title_once(book):
 
 
 def test_every_chapter_notebook_has_prerequisites_and_an_existing_source():
-    from fusion_utils.paths import project_root
-
     stems = sorted(p.stem for p in (project_root() / "notebooks").glob("[0-9]*.py"))
     assert sorted(prerequisites.NEEDS) == stems
     assert prerequisites.source_notebook("07_metadata_only_real_ham10000") == "07_metadata_only"
     with pytest.raises(KeyError, match="runtimes"):
         prerequisites.source_notebook("runtimes")
+
+
+def test_exercise_table_lists_each_chapters_exercises_with_the_build_estimate(book, tmp_path):
+    executed, _ = book
+    text = runtimes.write_exercise_table(executed, project_root() / "notebooks",
+                                         tmp_path / "ex.md").read_text()
+    rows = [line for line in text.splitlines() if line.startswith("| 0")]
+    fusion = [r for r in rows if r.startswith("| 04_fusion |")]
+    assert len(fusion) == 3  # the three exercises; the chapter-3 command to run first is not one
+    assert all(r.endswith("| 2 min 5 s |") for r in fusion)
+    assert "`fusion-book run 04_fusion out.ipynb -p l2 0.001`" in text
+    assert all(r.endswith("| ? |") for r in rows if r.startswith("| 02_scalograms |"))
+    assert "2 CPU cores (Test CPU)" in text
