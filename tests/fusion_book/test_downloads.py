@@ -30,7 +30,7 @@ TOC = """format: jb-book
 root: book/intro
 chapters:
   - file: book/executed/04_fusion_ptbxl
-  - file: book/executed/runtimes
+  - file: book/runtimes
 """
 
 
@@ -41,6 +41,7 @@ def _tiny_book(root: Path) -> None:
     (root / "_config.yml").write_text(CONFIG)
     (root / "_toc.yml").write_text(TOC)
     (root / "book" / "intro.md").write_text("# Intro\n")
+    shutil.copy(project_root() / "book" / "runtimes.md", root / "book")
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_markdown_cell("# Fusion\n\nIntro."),
                 nbformat.v4.new_code_cell("x = 1")]
@@ -71,7 +72,9 @@ def test_pages_offer_ipynb_and_py_downloads_and_no_launch_button(tmp_path):
     text = (html / page).read_text()
     assert "mybinder.org" not in text and "colab.research.google.com" not in text
     assert "Before you start" in text and "5 s in this build" in text
-    assert (html / "book/executed/runtimes.html").is_file()
+    runtimes = (html / "book/runtimes.html").read_text()
+    assert "Machine:" in runtimes and "CPU cores" in runtimes
+    assert 'href="executed/04_fusion_ptbxl.html"' in runtimes and "5 s" in runtimes
     assert broken_downloads(html, page) == []
     shutil.rmtree(next((html / "_downloads").iterdir()))  # the check notices a missing file
     assert [p.kind for p in broken_downloads(html, page)] == ["broken-download"]
