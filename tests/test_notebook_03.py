@@ -60,6 +60,12 @@ def test_fine_tuned_features_of_real_ham_images(shared_ham, tmp_path, monkeypatc
     assert len(fs.info["ft_history"]) == 1 and fs.info["ft_options"]["batch_size"] == 8
     timings = json.loads((run / "feature_timings.json").read_text())
     assert timings["cache_hit"] is False and timings["extraction_s"] > 0
+    from fusion_utils.io import file_sha256
+    from fusion_utils.run_folder import RunFolder
+
+    recorded = RunFolder(run).parameters("features")  # run.json: what produced features.npz
+    assert (recorded["mode"], recorded["epochs"], recorded["max_images"]) == ("ft", 1, 16)
+    assert recorded["manifest_sha256"] == file_sha256(tmp_path / "ham.parquet")
 
 
 @pytest.mark.slow
