@@ -50,6 +50,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 from IPython.display import Markdown, display
+from myst_nb import glue
 
 from fusion_utils import interpret
 from fusion_utils.data.manifest import class_order, default_manifest_path, load_manifest
@@ -107,6 +108,8 @@ overview = pd.DataFrame([{
     "main": "yes" if r is main else ""} for r in loaded])
 display(overview)
 display(Markdown(f"**Main run:** {main.label} (`{main.run_dir}`)."))
+glue("data_label", f"{'PTB-XL' if dataset == 'ptbxl' else 'HAM10000'}, main run {main.label} "
+     f"({len(loaded)} run(s) read)", display=False)
 
 # %% [markdown]
 # ## Fig. 5: the weights, image-only vs fused
@@ -119,13 +122,17 @@ display(Markdown(f"**Main run:** {main.label} (`{main.run_dir}`)."))
 
 # %%
 fig = interpret_plots.plot_fig5(main.image, main.fused, title=f"{dataset}: {main.label}")
-plt.show()
+glue("fig_interp_fig5", fig, display=False)
+plt.close(fig)
 
 # %% [markdown]
-# *Figure (Fig. 5 reproduced): classifier weights per class. Rows: image-feature weights without
-# metadata, image-feature weights with metadata, metadata weights (raw, as the paper plots
-# them). Each histogram is annotated with its median |weight|; note the different x-axes of
-# the first two rows.*
+# ```{glue:figure} fig_interp_fig5
+#
+# Fig. 5 reproduced for {glue:text}`data_label`: classifier weights per class. Rows:
+# image-feature weights without metadata, image-feature weights with metadata, metadata weights
+# (raw, as the paper plots them). Each histogram is annotated with its median |weight|; note the
+# different x-axes of the first two rows.
+# ```
 #
 # ## How much do the image weights shrink?
 #
@@ -145,12 +152,7 @@ display(scale_all)
 scale_main = interpret.weight_scale_table(main.image, main.fused)
 display(scale_main)
 ratio = float(scale_main.loc[scale_main["class"] == "all", "ratio"].iloc[0])
-display(Markdown(
-    f"In the main run the median |weight| of the image features without metadata divided by "
-    f"the same with metadata is **{ratio:.3g}** (10^{np.log10(ratio):.2f}; above 1 means the "
-    f"image weights shrink when metadata join); across the {len(loaded)} run(s) it ranges from "
-    f"{scale_all['ratio'].min():.3g} to {scale_all['ratio'].max():.3g}. The paper's one to three "
-    "orders of magnitude would be ratios of 10 to 1000."))
+display(Markdown(interpret.weight_ratio_summary(ratio, scale_all["ratio"])))
 
 # %% [markdown]
 # ## Fig. 6: are the metadata weights the same whatever the image features?
@@ -165,20 +167,24 @@ meta_frames = pd.concat([interpret.weights_frame(r.fused, "fused").assign(run=r.
 backbones = sorted({str(r.info.get("backbone", r.label)) for r in loaded})
 if len(loaded) > 1:
     fig = interpret_plots.plot_fig6(meta_frames, value="weight")
-    plt.show()
     if len(backbones) == 1:
         display(Markdown(
             f"*All runs here use one backbone ({backbones[0]}), so this figure compares the "
             "grid's configurations (BN vs FT, with and without augmentation) rather than CNNs; "
             "run the paper's grid (`experiments/paper.yaml`) for the backbone comparison.*"))
 else:
-    display(Markdown("*Only one run is available, so Fig. 6 (metadata weights across backbones) "
-                     "cannot be drawn: pass several run folders in `run_dirs`, or run the book "
-                     "grid.*"))
+    fig = interpret_plots.note_figure(
+        "Only one run is available, so Fig. 6 (metadata weights across backbones) cannot be "
+        "drawn: pass several run folders in run_dirs, or run the book grid.")
+glue("fig_interp_fig6", fig, display=False)
+plt.close(fig)
 
 # %% [markdown]
-# *Figure (Fig. 6 reproduced, when several runs exist): raw metadata weights of the fused
-# classifier, per class (rows) and run (columns).*
+# ```{glue:figure} fig_interp_fig6
+#
+# Fig. 6 reproduced, when several runs exist ({glue:text}`data_label`): raw metadata weights of
+# the fused classifier, per class (rows) and run (columns).
+# ```
 #
 # A number for "similar": the correlation between runs of the class-by-metadata weight matrix,
 # raw and standardised (1 means the same pattern up to scale).
@@ -232,11 +238,15 @@ display(pd.DataFrame({
 
 # %%
 fig = interpret_plots.plot_raw_vs_standardised(main.fused)
-plt.show()
+glue("fig_interp_raw_std", fig, display=False)
+plt.close(fig)
 
 # %% [markdown]
-# *Figure: metadata weights of the fused classifier per class, raw (left) and standardised
-# (middle), and the median |weight| of each block on both scales (right, log axis).*
+# ```{glue:figure} fig_interp_raw_std
+#
+# Metadata weights of the fused classifier per class, raw (left) and standardised (middle), and
+# the median |weight| of each block on both scales (right, log axis); {glue:text}`data_label`.
+# ```
 #
 # Fig. 5 redrawn with standardised weights (each weight times its input's standard deviation):
 
@@ -244,11 +254,15 @@ plt.show()
 std_image = dataclasses.replace(main.image, coef=main.image.standardised)
 std_fused = dataclasses.replace(main.fused, coef=main.fused.standardised)
 fig = interpret_plots.plot_fig5(std_image, std_fused, title=f"{main.label}: standardised weights")
-plt.show()
+glue("fig_interp_fig5_std", fig, display=False)
+plt.close(fig)
 
 # %% [markdown]
-# *Figure: as Fig. 5, with every weight multiplied by its input's standard deviation on the
-# training split.*
+# ```{glue:figure} fig_interp_fig5_std
+#
+# As Fig. 5, with every weight multiplied by its input's standard deviation on the training
+# split; {glue:text}`data_label`.
+# ```
 #
 # ### 2. Permutation importance and 3. drop-column ablation
 #
@@ -294,13 +308,20 @@ if data is not None:
     display(perm)
     display(ablation)
     fig = interpret_plots.plot_importance(perm, ablation)
-    plt.show()
+else:
+    fig = interpret_plots.note_figure("The fused matrix could not be rebuilt: permutation "
+                                      "importance and ablation are skipped.")
+glue("fig_interp_importance", fig, display=False)
+plt.close(fig)
 
 # %% [markdown]
-# *Figure: left, the drop in test macro AUROC when a column (or the whole image block) is
-# shuffled, mean and standard deviation over the permutations; right, the macro AUROC lost when
-# the classifier is refitted without it, with a 95% paired bootstrap interval. Bars near zero:
-# the input does not matter to the test predictions.*
+# ```{glue:figure} fig_interp_importance
+#
+# Left, the drop in test macro AUROC when a column (or the whole image block) is shuffled, mean
+# and standard deviation over the permutations; right, the macro AUROC lost when the classifier
+# is refitted without it, with a 95% paired (stratified) bootstrap interval; {glue:text}`data_label`.
+# Bars near zero: the input does not matter to the test predictions.
+# ```
 #
 # ## Where the readings agree and where they differ
 
@@ -310,28 +331,7 @@ reading = interpret.reading_comparison(
     ablation[ablation["feature"] != "image features (all)"] if ablation is not None else None,
     columns=list(interpret.feature_groups(main.fused.feature_names)))
 display(reading)
-scores = [c for c in reading.columns if not c.startswith("rank_")]
-names = {"mean_abs_weight": "raw weight", "mean_abs_std_weight": "standardised weight",
-         "permutation_importance": "permutation importance", "ablation_delta": "ablation"}
-lines = []
-for c in scores:
-    best = reading[c].max()
-    if not np.isfinite(best) or (best <= 1e-3 and c in ("permutation_importance", "ablation_delta")):
-        lines.append(f"- by **{names.get(c, c)}** no metadata column has a measurable effect "
-                     "(all below 0.001 macro AUROC)")
-        continue
-    tied = ", ".join(f"`{i}`" for i in reading.index[reading[c] == best])
-    lines.append(f"- by **{names.get(c, c)}** the most important metadata column is {tied}")
-if "rank_permutation_importance" in reading:
-    moved = reading.index[(reading["rank_mean_abs_weight"] - reading["rank_permutation_importance"]).abs() >= 2]
-    lines.append("- columns whose rank moves by two places or more between the raw weights and "
-                 "the permutation importance: " + (", ".join(f"`{m}`" for m in moved) or "none"))
-if perm is not None:
-    img = perm.set_index("feature").loc["image features (all)", "importance_mean"]
-    meta_best = perm[perm["feature"] != "image features (all)"]["importance_mean"].max()
-    lines.append(f"- shuffling all image features costs {img:.3f} macro AUROC, the most important "
-                 f"metadata column {meta_best:.3f}")
-display(Markdown("\n".join(lines)))
+display(Markdown(interpret.reading_summary(reading, perm)))
 
 # %% [markdown]
 # **Reading the two views in plain words.** The paper's reading takes a large weight for an

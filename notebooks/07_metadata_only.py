@@ -59,6 +59,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 from IPython.display import Markdown, display
+from myst_nb import glue
 
 from fusion_utils import interpret
 from fusion_utils.data import manifest
@@ -78,6 +79,8 @@ SOURCE = (f"the synthetic demo cohort (`{folder}`)" if is_demo
 sets = interpret.parse_column_sets(column_sets, dataset)
 encs = [e.strip() for e in encodings.split(",") if e.strip()]
 leaks = interpret.LABEL_LEAK_COLUMNS[dataset]
+glue("data_label", f"{'the demo cohort' if is_demo else 'the real table'} of "
+     f"{'PTB-XL' if dataset == 'ptbxl' else 'HAM10000'}", display=False)
 display(Markdown(f"**Data:** {SOURCE}."
                  + (" Numbers on it show that the analysis runs; they are not facts about the "
                     "real dataset." if is_demo else " All numbers below are real-data results.")))
@@ -193,13 +196,17 @@ auroc[["column_set", "encoding", "label_leak", "text"]].rename(columns={"text": 
 # %%
 fig = interpret_plots.plot_auroc_intervals(auroc, y="column_set", hue="encoding", order=set_names)
 fig.axes[0].set_title(f"{dataset}: metadata-only classifiers ({'demo' if is_demo else 'real'} data)")
-plt.show()
+glue("fig_meta_auroc", fig, display=False)
+plt.close(fig)
 
 # %% [markdown]
-# *Figure: macro AUROC of each metadata-only classifier on the test split, with its 95%
-# bootstrap interval, per column set (rows) and encoding (colours). The dashed line is chance
-# (0.5). A set marked as a label leak is not a baseline: it shows how far a column that records
-# how the diagnosis was made can lift a score.*
+# ```{glue:figure} fig_meta_auroc
+#
+# Macro AUROC of each metadata-only classifier on the test split of {glue:text}`data_label`,
+# with its 95% bootstrap interval, per column set (rows) and encoding (colours). The dashed line
+# is chance (0.5). A set marked as a label leak is not a baseline: it shows how far a column
+# that records how the diagnosis was made can lift a score.
+# ```
 #
 # The paired differences from the first set (positive: the larger set predicts better):
 
@@ -217,15 +224,16 @@ delta[["model", "text"]].rename(columns={"text": "difference in macro AUROC [95%
 # %%
 per_class = pd.DataFrame({names[k]: metrics.one_vs_rest_auroc(y_test, probas[k], classes)
                           for k in keys}, index=classes).T
-fig, ax = plt.subplots(figsize=(1.1 * len(classes) + 3, 0.5 * len(keys) + 1.2),
-                       constrained_layout=True)
-sns.heatmap(per_class, annot=True, fmt=".2f", vmin=0.5, vmax=1.0, cmap="viridis", ax=ax)
-ax.set_title("one-vs-rest AUROC per class")
-plt.show()
+fig = interpret_plots.plot_per_class_auroc(per_class)
+glue("fig_meta_per_class", fig, display=False)
+plt.close(fig)
 
 # %% [markdown]
-# *Figure: per-class AUROC of each metadata-only model. Colour runs from chance (0.5) to a
-# perfect ranking (1).*
+# ```{glue:figure} fig_meta_per_class
+#
+# Per-class AUROC of each metadata-only model, test split of {glue:text}`data_label`. Colour
+# runs from chance (0.5) to a perfect ranking (1).
+# ```
 #
 # ## Which columns carry it
 #
@@ -246,14 +254,21 @@ for s in probe:
                                                    classes=classes, n_repeats=n_repeats, seed=seed)
     imp["feature"] = imp["feature"].str.removeprefix("meta.")
     imps.append(imp.assign(column_set=s))
-    fig = interpret_plots.plot_importance(imp)
-    fig.axes[0].set_title(f"{s} [{enc_probe}]: permutation importance", fontsize=9)
-    plt.show()
-pd.concat(imps)[["column_set", "feature", "baseline", "importance_mean", "importance_std"]]
+both = pd.concat(imps, ignore_index=True)
+fig = interpret_plots.plot_importance(both.assign(feature=both["column_set"] + ": "
+                                                  + both["feature"]))
+fig.axes[0].set_title(f"permutation importance [{enc_probe}]", fontsize=9)
+glue("fig_meta_importance", fig, display=False)
+plt.close(fig)
+both[["column_set", "feature", "baseline", "importance_mean", "importance_std"]]
 
 # %% [markdown]
-# *Figure(s): drop in macro AUROC when one raw column is shuffled (mean and standard deviation
-# over the permutations). A column near zero is not used by the fitted model.*
+# ```{glue:figure} fig_meta_importance
+#
+# Drop in macro AUROC when one raw column is shuffled (mean and standard deviation over the
+# permutations), test split of {glue:text}`data_label`; each bar is labelled with its column set.
+# A column near zero is not used by the fitted model.
+# ```
 #
 # ## Does standardising the inputs change the model?
 #
@@ -291,23 +306,9 @@ if str(results_path).strip():
 # ## Summary
 
 # %%
-def _line(s: str, e: str) -> str:
-    r = auroc[(auroc["column_set"] == s) & (auroc["encoding"] == e)].iloc[0]
-    tag = " **(label leak: not a baseline)**" if r["label_leak"] else ""
-    return f"- `{s}` [{e}]: macro AUROC **{r['text']}**{tag}"
-
-
-lines = [_line(s, e) for s in set_names for e in encs]
-dl = [f"- {m}: {t}" for m, t in zip(delta["model"], delta["text"], strict=True)]
-used = [f"- `{imp['column_set'].iloc[0]}` [{enc_probe}]: "
-        + ", ".join(f"{f} {v:.3f}" for f, v in zip(imp["feature"].head(3),
-                                                     imp["importance_mean"].head(3), strict=True))
-        for imp in imps]
-display(Markdown(
-    f"Data: {SOURCE}; {len(df):,} records, {len(y_test):,} in the test split "
-    f"(`split_scheme={split_scheme!r}`, seed {seed}, {n_bootstrap} bootstrap resamples).\n\n"
-    + "\n".join(lines) + "\n\nPaired differences from the first set:\n\n" + "\n".join(dl)
-    + "\n\nMost used columns (drop in macro AUROC when shuffled):\n\n" + "\n".join(used)))
+display(Markdown(interpret.metadata_only_summary(
+    auroc, delta, imps, source=SOURCE, n_records=len(df), n_test=len(y_test),
+    split_scheme=split_scheme, seed=seed, n_bootstrap=n_bootstrap, encoding=enc_probe)))
 
 # %% [markdown]
 # - Metadata alone rank the diagnoses well above chance (0.5) in both datasets: this is the

@@ -156,9 +156,12 @@ scores.round(3)
 # ## Fig. 4: class-wise AUROC improvement and its significance
 #
 # For each class, the AUROC of the fused classifier minus that of the image-only classifier on
-# the same test images; DeLong's paired test (evaluation chapter) gives a p-value per class,
-# marked beside each class's point: \*\* for $p \le 0.05$, \* for $p \le 0.10$
-# ({numref}`fig-results-auroc`).
+# the same test images. As in the paper's figure, each box holds, for one class and one set-up
+# (BN/FT, with or without augmentation), one such difference per network; a paired test across
+# the networks (Wilcoxon's signed-rank test, `significance.across_networks_test`; the paper does
+# not name its test) marks the box: \*\* for $p \le 0.05$, \* for $p \le 0.10$
+# ({numref}`fig-results-auroc`). With one network a box is one point and has no test; DeLong's
+# per-configuration test is in the evaluation chapter.
 
 # %%
 classwise = grid_findings.label_configurations(grid_findings.class_improvements(results, "auroc"))
@@ -176,10 +179,10 @@ plt.close(fig)
 # :name: fig-results-auroc
 #
 # Class-wise AUROC improvement from metadata, the paper's Fig. 4, for {glue:text}`data_label`.
-# Each dot is one class of one configuration; boxes summarise the classes. Positive values mean
-# the fused classifier separates that class better than the image-only one; stars mark the
-# classes whose improvement is significant by DeLong's test (\*\* $p \le 0.05$,
-# \* $p \le 0.10$).
+# Each dot is one network; each box one class (x axis) and set-up (colour). Positive values mean
+# the fused classifier separates that class better than the image-only one; stars mark the boxes
+# whose differences are significant by Wilcoxon's signed-rank test across networks
+# (\*\* $p \le 0.05$, \* $p \le 0.10$).
 # ```
 #
 # ## The paper's findings, point by point

@@ -116,6 +116,59 @@ def test_notebook_ends_with_exercises_and_hidden_solutions(path: Path) -> None:
         f"{path.name}: solutions go in an admonition with `:class: dropdown` (folded)")
 
 
+GLUED_CHAPTERS = ("05_evaluation", "06_interpretability", "07_metadata_only", "08_results")
+GLUE_FIGURE_RE = re.compile(r"```\{glue:figure\}\s*(\S+)\s*\n(.*?)```", re.DOTALL)
+GLUE_CALL_RE = re.compile(r"""\bglue\(\s*["'](\w+)["']""")
+
+
+@pytest.mark.parametrize("path", [nb for nb in NOTEBOOKS if nb.stem in GLUED_CHAPTERS],
+                         ids=lambda p: p.stem)
+def test_glued_chapters_caption_every_figure_with_the_data(path: Path) -> None:
+    """ARCHITECTURE.md: chapters 05-08 glue each figure, captioned with the glued data_label."""
+    nb = _read_notebook(path)
+    code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+    md = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+    assert "plt.show()" not in code, f"{path.name}: figures are glued, not shown inline"
+    glued = GLUE_CALL_RE.findall(code)
+    assert "data_label" in glued, f"{path.name}: glue a `data_label` naming the data"
+    figures = {k for k in glued if k.startswith("fig")}
+    blocks = dict(GLUE_FIGURE_RE.findall(md))
+    assert figures, f"{path.name}: no glued figure"
+    assert set(blocks) == figures, (
+        f"{path.name}: glued figures {sorted(figures)} vs {{glue:figure}} blocks {sorted(blocks)}")
+    bare = [k for k, body in blocks.items() if "{glue:text}`data_label`" not in body]
+    assert not bare, f"{path.name}: captions that do not name the data (data_label): {bare}"
+
+
+@pytest.mark.parametrize("path", [nb for nb in NOTEBOOKS if nb.stem not in GLUED_CHAPTERS],
+                         ids=lambda p: p.stem)
+def test_inline_chapters_caption_every_figure(path: Path) -> None:
+    """ARCHITECTURE.md: in chapters 01-04 the markdown cell after a figure opens with its
+    caption (``*Figure: ...*``)."""
+    nb = _read_notebook(path)
+    missing = []
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type != "code" or "plt.show()" not in cell.source:
+            continue
+        following = next((c for c in nb.cells[i + 1:] if c.cell_type == "markdown"), None)
+        first = following.source.strip() if following is not None else ""
+        if not re.match(r"^\*{1,2}Figures?\b", first):
+            missing.append(f"cell {i}")
+    assert not missing, (f"{path.name}: figures without a caption (`*Figure: ...*` opening the "
+                         f"next markdown cell): {missing}")
+
+
+@pytest.mark.parametrize("path", [nb for nb in NOTEBOOKS
+                                  if nb.stem.startswith(("03_", "04_", "06_", "07_"))],
+                         ids=lambda p: p.stem)
+def test_chapters_draw_no_figure_inline(path: Path) -> None:
+    """Issue 12: chapters 03, 04, 06 and 07 call their stage's plots module for every figure."""
+    code = "\n".join(c.source for c in _read_notebook(path).cells if c.cell_type == "code")
+    drawing = re.findall(r"\b(?:plt\.subplots|plt\.figure|sns\.(?!set_theme)\w+|ax\d?\.\w+)\(",
+                         code)
+    assert not drawing, f"{path.name}: draws inline ({sorted(set(drawing))}); call a plots function"
+
+
 def test_notebooks_run_per_dataset_define_no_labels() -> None:
     """A notebook executed twice (once per dataset) would define every label twice: -W fails."""
     counts = Counter(_notebook_for_executed(f.removeprefix(EXECUTED_PREFIX))

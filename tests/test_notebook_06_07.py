@@ -31,7 +31,7 @@ def _outputs(nb_path: Path) -> tuple[str, int]:
             if out.get("output_type") == "stream":
                 texts.append(out["text"])
             data = out.get("data", {})
-            figures += "image/png" in data
+            figures += any(k.endswith("image/png") for k in data)  # glued figures too
             for kind in ("text/markdown", "text/plain"):
                 if kind in data:
                     texts.append(data[kind])
@@ -126,6 +126,7 @@ def test_notebook_06_on_synthetic_runs(synthetic_runs, tmp_path):
         "n_repeats": 2, "n_bootstrap": 10, "seed": 0})
     text, figures = _outputs(out)
     assert figures == 5  # Fig. 5, Fig. 6, raw vs standardised, Fig. 5 standardised, importance
+    assert "shuffling all image features costs" in text  # interpret.reading_summary
     main = interpret.load_run(runs[1])
     assert "**Main run:** netB FT aug" in text
     t = interpret.weight_scale_table(main.image, main.fused)
@@ -143,7 +144,9 @@ def _run_07(tmp_path: Path, params: dict) -> tuple[pd.DataFrame, str]:
     res = tmp_path / "auroc.parquet"
     out = execute_notebook("07_metadata_only", tmp_path / "07.ipynb",
                            {**params, "results_path": str(res)})
-    return pd.read_parquet(res), _outputs(out)[0]
+    text, figures = _outputs(out)
+    assert figures == 3  # macro AUROC intervals, per-class AUROC, permutation importance
+    return pd.read_parquet(res), text
 
 
 def test_notebook_07_on_demo_cohort(demo_cohort, tmp_path):
@@ -154,6 +157,10 @@ def test_notebook_07_on_demo_cohort(demo_cohort, tmp_path):
     assert list(table["column_set"]) == list(interpret.DEFAULT_COLUMN_SETS["ptbxl"])
     assert (table["ci_low"] <= table["auroc"]).all() and (table["auroc"] <= table["ci_high"]).all()
     assert "groups in more than one split: 0" in text
+    # the summary (interpret.metadata_only_summary) quotes the table's own numbers
+    first = table.iloc[0]
+    assert (f"- `{first['column_set']}` [paper]: macro AUROC **{first['auroc']:.3f} "
+            f"[{first['ci_low']:.3f}, {first['ci_high']:.3f}]**") in text
 
 
 def test_notebook_07_real_ptbxl(shared_ptbxl, tmp_path):

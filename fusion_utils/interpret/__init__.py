@@ -2,23 +2,24 @@
 
 Public names are re-exported here and imported lazily (``lazy_loader``), so that
 ``import fusion_utils.interpret`` stays cheap; the modules are ``importance``, ``metadata_only``,
-``plots``, ``runs``, ``weights``.
+``plots``, ``runs``, ``summary``, ``weights``.
 """
 
 import lazy_loader as _lazy
 
 __getattr__, __dir__, __all__ = _lazy.attach(
     __name__,
-    submodules=["importance", "metadata_only", "plots", "runs", "weights"],
+    submodules=["importance", "metadata_only", "plots", "runs", "summary", "weights"],
     submod_attrs={
         "importance": ["drop_column_ablation", "grouped_permutation_importance"],
         "metadata_only": [
             "DEFAULT_COLUMN_SETS", "LABEL_LEAK_COLUMNS", "fit_metadata_only", "parse_column_sets"
         ],
         "plots": [
-            "plot_auroc_intervals", "plot_fig5", "plot_fig6", "plot_importance",
-            "plot_raw_vs_standardised"
+            "note_figure", "plot_auroc_intervals", "plot_fig5", "plot_fig6", "plot_importance",
+            "plot_per_class_auroc", "plot_raw_vs_standardised"
         ],
+        "summary": ["metadata_only_summary", "reading_summary", "weight_ratio_summary"],
         "runs": [
             "FusedData", "RunWeights", "find_runs", "load_fused_data", "load_run", "run_parameters"
         ],

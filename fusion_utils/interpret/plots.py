@@ -16,10 +16,12 @@ import pandas as pd
 from fusion_utils.interpret.weights import ClassifierWeights
 
 __all__ = [
+    "note_figure",
     "plot_auroc_intervals",
     "plot_fig5",
     "plot_fig6",
     "plot_importance",
+    "plot_per_class_auroc",
     "plot_raw_vs_standardised",
 ]
 
@@ -304,4 +306,35 @@ def plot_auroc_intervals(
     ax.set_xlabel("macro AUROC (95% bootstrap CI)")
     if len(hues) > 1:
         ax.legend(title=hue, fontsize=8)
+    return fig
+
+
+def plot_per_class_auroc(per_class: pd.DataFrame, title: str | None = None) -> Any:
+    """Heatmap of one-vs-rest AUROC: rows models, columns classes, colour from chance to 1.
+
+    Parameters
+    ----------
+    per_class : pandas.DataFrame
+        Models x classes AUROC (e.g. rows of
+        :func:`fusion_utils.evaluation.metrics.one_vs_rest_auroc`).
+    title : str, optional
+    """
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    fig, ax = plt.subplots(figsize=(1.1 * per_class.shape[1] + 3, 0.5 * per_class.shape[0] + 1.2),
+                           constrained_layout=True)
+    sns.heatmap(per_class.astype(float), annot=True, fmt=".2f", vmin=0.5, vmax=1.0,
+                cmap="viridis", ax=ax, cbar_kws={"label": "AUROC"})
+    ax.set_title(title or "one-vs-rest AUROC per class")
+    return fig
+
+
+def note_figure(message: str) -> Any:
+    """A small figure that says why a figure could not be drawn (its caption stays valid)."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 1.2))
+    ax.text(0.5, 0.5, message, ha="center", va="center", wrap=True, fontsize=9)
+    ax.set_axis_off()
     return fig
