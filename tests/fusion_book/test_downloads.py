@@ -19,6 +19,7 @@ from fusion_utils.paths import project_root
 
 CONFIG = """title: tiny
 only_build_toc_files: true
+exclude_patterns: [_build, notebooks, ".*"]   # as the book's: the .py sources are not pages
 execute:
   execute_notebooks: "off"
 repository:
