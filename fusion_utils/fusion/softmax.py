@@ -119,7 +119,7 @@ _SOLVERS = ("lbfgs", "gd", "trainscg")
 _PRECONDITIONERS = ("auto", "full", "diagonal")
 # solver="trainscg": X of at least this many entries is evaluated by the blocked torch objective
 # of fusion/_optim; smaller ones directly in NumPy.
-_MATLAB_PERF_TORCH_MIN = 1 << 16
+_MATLAB_PERF_TORCH_MIN = 1 << 22
 
 
 def sklearn_C(l2: float, n_samples: int) -> float:
