@@ -81,6 +81,14 @@ def test_notebooks_04_05_write_the_run_folder(tmp_path):
         assert z["coef"].shape == (5, 12)
     timings = json.loads((run / "timings.json").read_text())
     assert timings["extraction"] == 12.5 and timings["fit_fused"] > 0
+    from fusion_utils.io import file_sha256
+    from fusion_utils.run_folder import RunFolder
+
+    recorded = RunFolder(run).parameters("fusion")  # run.json: what produced the classifiers
+    assert recorded["encoding"] == "paper" and recorded["classes"] == CLASSES
+    assert recorded["metadata_columns"] == ["age", "sex", "recording_date"]
+    assert recorded["classifier"]["l2"] == 0.01 and recorded["classifier"]["max_epochs"] == 2000
+    assert recorded["manifest_sha256"] == file_sha256(manifest)
 
     out = execute_notebook("05_evaluation", tmp_path / "05.ipynb",
                            {"run_dir": str(run), "n_bootstrap": 20, "config_label": "toy"},
