@@ -67,7 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--baseline-records", type=int, default=24,
                         help="records for the slow NumPy and PyWavelets baselines")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
-    parser.add_argument("--repeats", type=int, default=2, help="timed runs of the torch paths (best kept)")
+    parser.add_argument("--repeats", type=int, default=2,
+                        help="timed runs of the torch paths (best kept)")
     args = parser.parse_args(argv)
 
     import pywt
@@ -122,12 +123,14 @@ def main(argv: list[str] | None = None) -> int:
     print(f"cpus={os.cpu_count()} torch_threads={torch.get_num_threads()} "
           f"load_average={' '.join(f'{v:.1f}' for v in os.getloadavg())}")
     results = {
-        "torch": ("CWT, torch float32 batched (this project)", rate(cwt_torch, leads_first, args.repeats)),
+        "torch": ("CWT, torch float32 batched (this project)",
+                  rate(cwt_torch, leads_first, args.repeats)),
         "numpy": ("CWT, NumPy float64 loop (reference)", rate(cwt_numpy, subset_leads)),
         "pywt": ("CWT, pywt.cwt cmor1.5-1.0 fft, per lead", rate(cwt_pywt, subset_leads)),
         "pywt12": ("CWT, pywt.cwt cmor1.5-1.0 fft, 12 leads/call",
                    rate(cwt_pywt_batched, subset_leads)),
-        "montage": ("record -> montage 224 px (CWT + image)", rate(montage_torch, records, args.repeats)),
+        "montage": ("record -> montage 224 px (CWT + image)",
+                    rate(montage_torch, records, args.repeats)),
     }
     print(f"{'stage':46s} {'records/s':>10s} {'CPU ms/rec':>11s} {'PTB-XL (21,799)':>16s}")
     for name, (r, cpu) in results.values():
@@ -141,8 +144,10 @@ def main(argv: list[str] | None = None) -> int:
     minutes = PTBXL_RECORDS / wall["montage"] / 60
     print(f"targets (2 cores): CWT >= 150 records/s: {wall['torch']:.0f} "
           f"({'met' if wall['torch'] >= 150 else 'not met'}); >= 10x pywt.cwt: "
-          f"{wall['torch'] / wall['pywt']:.1f}x ({'met' if wall['torch'] >= 10 * wall['pywt'] else 'not met'}); "
-          f"CWT + montage for PTB-XL < 5 min: {minutes:.1f} min ({'met' if minutes < 5 else 'not met'})")
+          f"{wall['torch'] / wall['pywt']:.1f}x "
+          f"({'met' if wall['torch'] >= 10 * wall['pywt'] else 'not met'}); "
+          f"CWT + montage for PTB-XL < 5 min: {minutes:.1f} min "
+          f"({'met' if minutes < 5 else 'not met'})")
     return 0
 
 

@@ -78,7 +78,7 @@ def resolve_data_dir(dataset: str, data_dir: str | os.PathLike[str] | None) -> P
 
 
 def require_data_dir(dataset: str, data_dir: str | os.PathLike[str] | None) -> Path:
-    """:func:`resolve_data_dir`, raising ``FileNotFoundError`` with a hint when the folder is absent.
+    """:func:`resolve_data_dir`, raising ``FileNotFoundError`` with a hint if the folder is absent.
 
     The hint says how to generate the demo cohort when the default folder is missing, and to
     check the ``data_dir`` parameter otherwise.
@@ -110,7 +110,10 @@ def executed_dir() -> Path:
 
 
 def shared_data_dir() -> Path:
-    """Folder of the real PTB-XL/HAM10000 samples (``FUSION_SHARED_DATA`` or ``<root>/../shared/data``)."""
+    """Folder of the real PTB-XL/HAM10000 samples.
+
+    ``FUSION_SHARED_DATA`` when set, else ``<root>/../shared/data``.
+    """
     env = os.environ.get("FUSION_SHARED_DATA")
     if env:
         return Path(env).resolve()

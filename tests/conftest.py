@@ -31,13 +31,20 @@ def shared_ptbxl() -> Path:
 
 @pytest.fixture(scope="session")
 def shared_ham() -> Path:
-    """Folder of the real HAM10000 sample (full metadata, 273 originals, 10,015 at 200x150); skips when absent."""
-    return _require(shared_data_dir() / "ham10000" / "HAM10000_metadata.csv", "HAM10000 sample").parent
+    """Folder of the real HAM10000 sample; skips when absent.
+
+    Full metadata, 273 originals, 10,015 at 200x150.
+    """
+    return _require(shared_data_dir() / "ham10000" / "HAM10000_metadata.csv",
+                    "HAM10000 sample").parent
 
 
 @pytest.fixture(scope="session")
 def demo_cohort(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A small synthetic cohort in the real on-disk formats: ``<dir>/ptbxl`` and ``<dir>/ham10000``."""
+    """A small synthetic cohort in the real on-disk formats.
+
+    The folder holds ``<dir>/ptbxl`` and ``<dir>/ham10000``.
+    """
     from fusion_utils.data.demo import write_demo_cohort
 
     out = tmp_path_factory.mktemp("demo")
@@ -47,7 +54,10 @@ def demo_cohort(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def torch_one_thread():
-    """Run a test with one torch thread: small ops on a busy 2-core machine avoid OpenMP contention."""
+    """Run a test with one torch thread.
+
+    Small ops on a busy 2-core machine avoid OpenMP contention that way.
+    """
     import torch
 
     threads = torch.get_num_threads()

@@ -29,7 +29,8 @@ def test_import_is_cheap() -> None:
     """``import fusion_utils`` and each part's ``__init__`` load neither torch nor matplotlib."""
     code = ("import sys, fusion_utils\n"
             f"for part in {PARTS!r}: __import__('fusion_utils.' + part)\n"
-            "heavy = [m for m in ('torch', 'matplotlib', 'sklearn', 'pandas') if m in sys.modules]\n"
+            "heavy = [m for m in ('torch', 'matplotlib', 'sklearn', 'pandas')"
+            " if m in sys.modules]\n"
             "print(','.join(heavy))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
@@ -40,7 +41,8 @@ def test_every_re_exported_name_resolves_to_its_module(part: str) -> None:
     package = importlib.import_module(f"fusion_utils.{part}")
     modules = {p.stem for p in (PACKAGE / part).glob("*.py")
                if p.stem != "__init__" and not p.stem.startswith("_")}
-    assert modules <= set(package.__all__), f"public modules not listed: {modules - set(package.__all__)}"
+    assert modules <= set(package.__all__), (
+        f"public modules not listed: {modules - set(package.__all__)}")
     for name in package.__all__:
         obj = getattr(package, name)
         if name in modules:

@@ -1,4 +1,4 @@
-"""Notebook 02 (scalograms) executed with papermill on a tiny demo cohort, and its figure helpers."""
+"""Notebook 02 (scalograms) run with papermill on a tiny demo cohort, and its figure helpers."""
 
 from __future__ import annotations
 

@@ -40,7 +40,8 @@ def test_environment_yml_names_the_same_packages_as_pyproject() -> None:
     assert "distributed" in named
     named.discard("distributed")
     assert named == wanted, (
-        f"only in pyproject: {sorted(wanted - named)}; only in environment.yml: {sorted(named - wanted)}"
+        f"only in pyproject: {sorted(wanted - named)}; "
+        f"only in environment.yml: {sorted(named - wanted)}"
     )
     assert not conda & pip, f"listed twice: {sorted(conda & pip)}"
 

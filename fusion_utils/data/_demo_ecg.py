@@ -260,7 +260,8 @@ def synthesize_ecg(label: str, code: str, *, hr: float = 70.0, stadium: str | No
         cols = {"alles": list(range(8)), "I-AVF": [0, 1]}.get(burst, [2])
         start = rng.uniform(0, 9.0)
         seg = slice(int(start * _FS_HI), int((start + rng.uniform(0.4, 1.2)) * _FS_HI))
-        indep[seg, cols] += rng.normal(0, rng.uniform(0.1, 0.3), size=(seg.stop - seg.start, len(cols)))
+        indep[seg, cols] += rng.normal(0, rng.uniform(0.1, 0.3),
+                                       size=(seg.stop - seg.start, len(cols)))
     # white noise on the electrode leads; the limb leads are derived afterwards, so Einthoven's
     # and Goldberger's identities hold exactly, as on a digital electrocardiograph
     sigma = rng.uniform(0.005, 0.02) * (3.0 if static else 1.0)

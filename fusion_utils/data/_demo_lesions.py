@@ -82,7 +82,8 @@ def _lesion_layer(dx: str, rng: np.random.Generator) -> tuple[np.ndarray, np.nda
     theta = np.arctan2(v, u)
     r_theta = np.ones_like(theta)
     for k in range(2, 9):
-        r_theta += irregular * rng.normal(0, 1.0) / np.sqrt(k) * np.cos(k * theta + rng.uniform(0, 2 * np.pi))
+        r_theta += (irregular * rng.normal(0, 1.0) / np.sqrt(k)
+                    * np.cos(k * theta + rng.uniform(0, 2 * np.pi)))
     if dx in ("mel", "akiec", "bkl"):
         for k in range(9, 24):
             r_theta += 0.35 * irregular * rng.normal(0, 1.0) / np.sqrt(k) * np.cos(
@@ -151,7 +152,8 @@ def _lesion_layer(dx: str, rng: np.random.Generator) -> tuple[np.ndarray, np.nda
                 px, py = nx, ny
         if dx == "akiec":
             for _ in range(int(rng.integers(20, 50))):
-                px, py = w2 / 2 + rng.normal(0, radius * 0.22), h2 / 2 + rng.normal(0, radius * 0.22)
+                px, py = (w2 / 2 + rng.normal(0, radius * 0.22),
+                          h2 / 2 + rng.normal(0, radius * 0.22))
                 draw.ellipse([px - 1, py - 1, px + 1, py + 1], fill=(175, 40, 50, 170))
     if dx in ("bkl", "nv", "mel"):  # comedo-like / globules
         n_dots = {"bkl": (10, 30), "nv": (0, 12), "mel": (5, 25)}[dx]
@@ -165,9 +167,10 @@ def _lesion_layer(dx: str, rng: np.random.Generator) -> tuple[np.ndarray, np.nda
     colour = colour * (1 - oa) + over[..., :3] * oa
     opacity = 0.75 if dx == "bcc" else 0.95
     half = np.concatenate([np.clip(colour, 0, 255), (alpha * opacity)[..., None]], axis=-1)
-    full = np.stack([np.asarray(Image.fromarray(np.ascontiguousarray(half[..., c], dtype=np.float32),
-                                                mode="F").resize((_W, _H), Image.Resampling.BICUBIC))
-                     for c in range(4)], axis=-1)
+    full = np.stack([np.asarray(
+        Image.fromarray(np.ascontiguousarray(half[..., c], dtype=np.float32), mode="F")
+        .resize((_W, _H), Image.Resampling.BICUBIC))
+        for c in range(4)], axis=-1)
     return full, skin
 
 
@@ -199,7 +202,8 @@ def _photograph(layer: np.ndarray, base: np.ndarray, vr: np.random.Generator):
     from PIL import Image, ImageDraw, ImageFilter
 
     # the lesion seen from this picture's viewpoint
-    rgba = Image.fromarray(np.clip(np.round(np.concatenate([layer[..., :3], layer[..., 3:] * 255], -1)),
+    rgba = Image.fromarray(np.clip(np.round(np.concatenate([layer[..., :3],
+                                                            layer[..., 3:] * 255], -1)),
                                    0, 255).astype(np.uint8), mode="RGBA")
     scale = vr.uniform(0.9, 1.1)
     rgba = rgba.rotate(vr.uniform(0, 360), resample=Image.Resampling.BICUBIC,

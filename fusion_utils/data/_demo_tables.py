@@ -51,12 +51,16 @@ PTBXL_COLUMNS: tuple[str, ...] = (
 )
 """``ptbxl_database.csv`` columns in the real file's order (``ecg_id`` is the index)."""
 
-HAM_COLUMNS: tuple[str, ...] = ("lesion_id", "image_id", "dx", "dx_type", "age", "sex", "localization")
+HAM_COLUMNS: tuple[str, ...] = (
+    "lesion_id", "image_id", "dx", "dx_type", "age", "sex", "localization",
+)
 """``HAM10000_metadata.csv`` columns (the 7-column Kaggle / ISIC-2018 layout)."""
 
 _REAL_SHARE = {
     "ptbxl": {"NORM": 9083, "MI": 2538, "STTC": 2406, "CD": 1709, "HYP": 536},
-    "ham10000": {"akiec": 327, "bcc": 514, "bkl": 1099, "df": 115, "mel": 1113, "nv": 6705, "vasc": 142},
+    "ham10000": {
+        "akiec": 327, "bcc": 514, "bkl": 1099, "df": 115, "mel": 1113, "nv": 6705, "vasc": 142,
+    },
 }
 
 
@@ -168,64 +172,106 @@ _NOISE_FLAGS = {
     "burst_noise": (0.03, ("alles", "I-AVF", "V1")),
 }
 
-# Rows of the official scp_statements.csv for every code the demo writes (same 13 columns).
+# Rows of the official scp_statements.csv for every code the demo writes (same 13 columns);
+# a trailing backslash continues a row on the next line (the string holds one line per row).
 _SCP_STATEMENTS_CSV = """\
-,description,diagnostic,form,rhythm,diagnostic_class,diagnostic_subclass,Statement Category,SCP-ECG Statement Description,AHA code,aECG REFID,CDISC Code,DICOM Code
-NDT,non-diagnostic T abnormalities,1.0,1.0,,STTC,STTC,other ST-T descriptive statements,non-diagnostic T abnormalities,,,,
-NST_,non-specific ST changes,1.0,1.0,,STTC,NST_,Basic roots for coding ST-T changes and abnormalities,non-specific ST changes,145,MDC_ECG_RHY_STHILOST,,
-DIG,digitalis-effect,1.0,1.0,,STTC,STTC,other ST-T descriptive statements,suggests digitalis-effect,205,,,
+,description,diagnostic,form,rhythm,diagnostic_class,diagnostic_subclass,Statement Category,\
+SCP-ECG Statement Description,AHA code,aECG REFID,CDISC Code,DICOM Code
+NDT,non-diagnostic T abnormalities,1.0,1.0,,STTC,STTC,other ST-T descriptive statements,\
+non-diagnostic T abnormalities,,,,
+NST_,non-specific ST changes,1.0,1.0,,STTC,NST_,\
+Basic roots for coding ST-T changes and abnormalities,non-specific ST changes,145,\
+MDC_ECG_RHY_STHILOST,,
+DIG,digitalis-effect,1.0,1.0,,STTC,STTC,other ST-T descriptive statements,\
+suggests digitalis-effect,205,,,
 LNGQT,long QT-interval,1.0,1.0,,STTC,STTC,other ST-T descriptive statements,long QT-interval,148,,,
 NORM,normal ECG,1.0,,,NORM,NORM,Normal/abnormal,normal ECG,1,,,F-000B7
-IMI,inferior myocardial infarction,1.0,,,MI,IMI,Myocardial Infarction,inferior myocardial infarction,161,,,
-ASMI,anteroseptal myocardial infarction,1.0,,,MI,AMI,Myocardial Infarction,anteroseptal myocardial infarction,165,,,
-LVH,left ventricular hypertrophy,1.0,,,HYP,LVH,Ventricular Hypertrophy,left ventricular hypertrophy,142,,C71076,
-LAFB,left anterior fascicular block,1.0,,,CD,LAFB/LPFB,Intraventricular and intra-atrial Conduction disturbances,left anterior fascicular block,101,MDC_ECG_BEAT_BLK_ANT_L_HEMI,C62267,D3-33140
-ISC_,non-specific ischemic,1.0,,,STTC,ISC_,Basic roots for coding ST-T changes and abnormalities,ischemic ST-T changes,226,,,
-IRBBB,incomplete right bundle branch block,1.0,,,CD,IRBBB,Intraventricular and intra-atrial Conduction disturbances,incomplete right bundle branch block,105,MDC_ECG_BEAT_RBB_BLK_INCOMP,C71048,D3-33112
-1AVB,first degree AV block,1.0,,,CD,_AVB,"Sinus node dysfunction, atrial and AV-conduction defects",first degree AV block,,MDC_ECG_RHY_AV_HEART_BLK_DEG_1,C111088,
-IVCD,non-specific intraventricular conduction disturbance (block),1.0,,,CD,IVCD,Intraventricular and intra-atrial Conduction disturbances,non-specific intraventricular conduction disturbance,107,MDC_ECG_BEAT_BLK_IVCD,C62271,D3-33000
-ISCAL,ischemic in anterolateral leads,1.0,,,STTC,ISCA,ischemic ST-T changes,in anterolateral leads,,,,
-CRBBB,complete right bundle branch block,1.0,,,CD,CRBBB,Intraventricular and intra-atrial Conduction disturbances,(complete) right bundle branch block,106,MDC_ECG_BEAT_RBB_BLK_COMP,C62270,D3-33110
-CLBBB,complete left bundle branch block,1.0,,,CD,CLBBB,Intraventricular and intra-atrial Conduction disturbances,(complete) left bundle branch block,104,MDC_ECG_BEAT_LBB_BLK_COMP,C62269,D3-33120 or 122752
-ILMI,inferolateral myocardial infarction,1.0,,,MI,IMI,Myocardial Infarction,inferolateral myocardial infarction,,,,
-LAO/LAE,left atrial overload/enlargement,1.0,,,HYP,LAO/LAE,Atrial statements,left atrial overload/enlargement,140,,,
-AMI,anterior myocardial infarction,1.0,,,MI,AMI,Myocardial Infarction,anterior myocardial infarction,160,,,
-ALMI,anterolateral myocardial infarction,1.0,,,MI,AMI,Myocardial Infarction,anterolateral myocardial infarction,,,,
+IMI,inferior myocardial infarction,1.0,,,MI,IMI,Myocardial Infarction,\
+inferior myocardial infarction,161,,,
+ASMI,anteroseptal myocardial infarction,1.0,,,MI,AMI,Myocardial Infarction,\
+anteroseptal myocardial infarction,165,,,
+LVH,left ventricular hypertrophy,1.0,,,HYP,LVH,Ventricular Hypertrophy,\
+left ventricular hypertrophy,142,,C71076,
+LAFB,left anterior fascicular block,1.0,,,CD,LAFB/LPFB,\
+Intraventricular and intra-atrial Conduction disturbances,left anterior fascicular block,101,\
+MDC_ECG_BEAT_BLK_ANT_L_HEMI,C62267,D3-33140
+ISC_,non-specific ischemic,1.0,,,STTC,ISC_,Basic roots for coding ST-T changes and abnormalities,\
+ischemic ST-T changes,226,,,
+IRBBB,incomplete right bundle branch block,1.0,,,CD,IRBBB,\
+Intraventricular and intra-atrial Conduction disturbances,incomplete right bundle branch block,105,\
+MDC_ECG_BEAT_RBB_BLK_INCOMP,C71048,D3-33112
+1AVB,first degree AV block,1.0,,,CD,_AVB,\
+"Sinus node dysfunction, atrial and AV-conduction defects",first degree AV block,,\
+MDC_ECG_RHY_AV_HEART_BLK_DEG_1,C111088,
+IVCD,non-specific intraventricular conduction disturbance (block),1.0,,,CD,IVCD,\
+Intraventricular and intra-atrial Conduction disturbances,\
+non-specific intraventricular conduction disturbance,107,MDC_ECG_BEAT_BLK_IVCD,C62271,D3-33000
+ISCAL,ischemic in anterolateral leads,1.0,,,STTC,ISCA,ischemic ST-T changes,in anterolateral leads,\
+,,,
+CRBBB,complete right bundle branch block,1.0,,,CD,CRBBB,\
+Intraventricular and intra-atrial Conduction disturbances,(complete) right bundle branch block,106,\
+MDC_ECG_BEAT_RBB_BLK_COMP,C62270,D3-33110
+CLBBB,complete left bundle branch block,1.0,,,CD,CLBBB,\
+Intraventricular and intra-atrial Conduction disturbances,(complete) left bundle branch block,104,\
+MDC_ECG_BEAT_LBB_BLK_COMP,C62269,D3-33120 or 122752
+ILMI,inferolateral myocardial infarction,1.0,,,MI,IMI,Myocardial Infarction,\
+inferolateral myocardial infarction,,,,
+LAO/LAE,left atrial overload/enlargement,1.0,,,HYP,LAO/LAE,Atrial statements,\
+left atrial overload/enlargement,140,,,
+AMI,anterior myocardial infarction,1.0,,,MI,AMI,Myocardial Infarction,\
+anterior myocardial infarction,160,,,
+ALMI,anterolateral myocardial infarction,1.0,,,MI,AMI,Myocardial Infarction,\
+anterolateral myocardial infarction,,,,
 ISCIN,ischemic in inferior leads,1.0,,,STTC,ISCI,ischemic ST-T changes,in inferior leads,,,,
-INJAS,subendocardial injury in anteroseptal leads,1.0,,,MI,AMI,ischemic ST-T changes compatible with subendocardial injury,in anteroseptal leads,,,,
-LMI,lateral myocardial infarction,1.0,,,MI,LMI,Myocardial Infarction,lateral myocardial infarction,163,,,
-ISCIL,ischemic in inferolateral leads,1.0,,,STTC,ISCI,ischemic ST-T changes,in inferolateral leads,,,,
+INJAS,subendocardial injury in anteroseptal leads,1.0,,,MI,AMI,\
+ischemic ST-T changes compatible with subendocardial injury,in anteroseptal leads,,,,
+LMI,lateral myocardial infarction,1.0,,,MI,LMI,Myocardial Infarction,lateral myocardial infarction,\
+163,,,
+ISCIL,ischemic in inferolateral leads,1.0,,,STTC,ISCI,ischemic ST-T changes,in inferolateral leads,\
+,,,
 ISCAS,ischemic in anteroseptal leads,1.0,,,STTC,ISCA,ischemic ST-T changes,in anteroseptal leads,,,,
 ISCLA,ischemic in lateral leads,1.0,,,STTC,ISCA,ischemic ST-T changes,in lateral leads,,,,
-RAO/RAE,right atrial overload/enlargement,1.0,,,HYP,RAO/RAE,Atrial statements,right atrial overload/enlargement,141,,,
-WPW,Wolf-Parkinson-White syndrome,1.0,,,CD,WPW,Intraventricular and intra-atrial Conduction disturbances,Wolff-Parkinson-White syndrome,,MDC_ECG_RHY_WPW_UNK,C35132,
-IPLMI,inferoposterolateral myocardial infarction,1.0,,,MI,IMI,Myocardial Infarction,inferoposterolateral myocardial infarction,,,,
+RAO/RAE,right atrial overload/enlargement,1.0,,,HYP,RAO/RAE,Atrial statements,\
+right atrial overload/enlargement,141,,,
+WPW,Wolf-Parkinson-White syndrome,1.0,,,CD,WPW,\
+Intraventricular and intra-atrial Conduction disturbances,Wolff-Parkinson-White syndrome,,\
+MDC_ECG_RHY_WPW_UNK,C35132,
+IPLMI,inferoposterolateral myocardial infarction,1.0,,,MI,IMI,Myocardial Infarction,\
+inferoposterolateral myocardial infarction,,,,
 SEHYP,septal hypertrophy,1.0,,,HYP,SEHYP,Ventricular Hypertrophy,septal hypertrophy,,,,
 ABQRS,abnormal QRS,,1.0,,,,Normal/abnormal,abnormal QRS,,,,
-STD_,non-specific ST depression,,1.0,,,,Basic roots for coding ST-T changes and abnormalities,non-specific ST depression,502,,,F-38278
-VCLVH,voltage criteria (QRS) for left ventricular hypertrophy,,1.0,,,,Ventricular Hypertrophy,voltage criteria (QRS) for left ventricular hypertrophy,,,,
+STD_,non-specific ST depression,,1.0,,,,Basic roots for coding ST-T changes and abnormalities,\
+non-specific ST depression,502,,,F-38278
+VCLVH,voltage criteria (QRS) for left ventricular hypertrophy,,1.0,,,,Ventricular Hypertrophy,\
+voltage criteria (QRS) for left ventricular hypertrophy,,,,
 QWAVE,Q waves present,,1.0,,,,Other QRS morphology descriptive statements,Q waves present,,,,
 LOWT,low amplitude T-waves,,1.0,,,,other ST-T descriptive statements,low amplitude T-waves,366,,,
-NT_,non-specific T-wave changes,,1.0,,,,Basic roots for coding ST-T changes and abnormalities,non-specific T-wave changes,,,,
+NT_,non-specific T-wave changes,,1.0,,,,Basic roots for coding ST-T changes and abnormalities,\
+non-specific T-wave changes,,,,
 INVT,inverted T-waves,,1.0,,,,other ST-T descriptive statements,inverted T-waves,367,,,
-SR,sinus rhythm,,,1.0,,,Statements related to impulse formation (abnormalities),sinus rhythm,20,MDC_ECG_RHY_SINUS_RHY,,
-STACH,sinus tachycardia,,,1.0,,,Statements related to impulse formation (abnormalities),sinus tachycardia,21,MDC_ECG_RHY_SINUS_TACHY,,
-SBRAD,sinus bradycardia,,,1.0,,,Statements related to impulse formation (abnormalities),sinus bradycardia,22,MDC_ECG_RHY_SINUS_BRADY,,
+SR,sinus rhythm,,,1.0,,,Statements related to impulse formation (abnormalities),sinus rhythm,20,\
+MDC_ECG_RHY_SINUS_RHY,,
+STACH,sinus tachycardia,,,1.0,,,Statements related to impulse formation (abnormalities),\
+sinus tachycardia,21,MDC_ECG_RHY_SINUS_TACHY,,
+SBRAD,sinus bradycardia,,,1.0,,,Statements related to impulse formation (abnormalities),\
+sinus bradycardia,22,MDC_ECG_RHY_SINUS_BRADY,,
 """
 
 _LOCALIZATIONS = ("abdomen", "acral", "back", "chest", "ear", "face", "foot", "genital", "hand",
                   "lower extremity", "neck", "scalp", "trunk", "unknown", "upper extremity")
 _DX_TYPES = ("confocal", "consensus", "follow_up", "histo")
 _HAM_PRIORS: dict[str, dict[str, Any]] = {
-    #        age (mean, sd), P(male), P(age/sex/site unknown), images per lesion, dx_type, localization
+    # age (mean, sd), P(male), P(age/sex/site unknown), images per lesion, dx_type, localization
     "akiec": dict(age=(66.5, 11.5), male=.676, unknown=0.0, per_lesion=1.43, dx_type=(0, 0, 0, 1),
-                  loc=(.015, 0, .089, .037, .009, .346, 0, 0, .040, .199, .031, .043, .003, 0, .190)),
+                  loc=(.015, 0, .089, .037, .009, .346, 0, 0, .040, .199, .031, .043, .003, 0,
+                       .190)),
     "bcc": dict(age=(66.8, 13.7), male=.617, unknown=0.0, per_lesion=1.57, dx_type=(0, 0, 0, 1),
-                loc=(.035, 0, .362, .091, 0, .196, .008, 0, .004, .113, .027, .037, .021, .010, .095)),
+                loc=(.035, 0, .362, .091, 0, .196, .008, 0, .004, .113, .027, .037, .021, .010,
+                     .095)),
     "bkl": dict(age=(64.3, 14.1), male=.570, unknown=.009, per_lesion=1.51,
                 dx_type=(.063, .240, 0, .697),
-                loc=(.038, 0, .184, .067, .005, .290, .001, .002, .013, .158, .028, .031, .066, .012,
-                     .095)),
+                loc=(.038, 0, .184, .067, .005, .290, .001, .002, .013, .158, .028, .031, .066,
+                     .012, .095)),
     "df": dict(age=(53.0, 13.6), male=.548, unknown=0.0, per_lesion=1.58,
                dx_type=(0, .522, 0, .478),
                loc=(.035, 0, .017, 0, 0, 0, .017, .009, 0, .713, 0, 0, 0, 0, .209)),
@@ -386,8 +432,10 @@ def _draw_ptbxl(n: int, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
             if rng.random() < p:
                 scp[extra] = 0.0
         scp[rhythm] = 0.0
-        stadium1 = _choice(rng, tuple(_MI_STADIUM), tuple(_MI_STADIUM.values())) if label == "MI" else None
-        stadium2 = "Stadium III" if label == "MI" and stadium1 == "Stadium I" and rng.random() < 0.3 else None
+        stadium1 = (_choice(rng, tuple(_MI_STADIUM), tuple(_MI_STADIUM.values()))
+                    if label == "MI" else None)
+        stadium2 = ("Stadium III"
+                    if label == "MI" and stadium1 == "Stadium I" and rng.random() < 0.3 else None)
         flags = {k: (_choice(rng, vals, [1.0] * len(vals)) if rng.random() < p else None)
                  for k, (p, vals) in _NOISE_FLAGS.items()}
         reports = _REPORTS[label] + _CODE_REPORTS.get(code, ())
@@ -458,7 +506,8 @@ def _draw_ham(n: int, seed: int) -> pd.DataFrame:
     rng = _rng(seed, _S_HAM_TABLE)
     counts = class_counts(n, "ham10000")
     lesion_numbers = rng.permutation(max(7629, 2 * n))
-    image_numbers = np.sort(rng.choice(max(10015, 2 * n), size=n, replace=False)) + _FIRST_IMAGE_NUMBER
+    image_numbers = (np.sort(rng.choice(max(10015, 2 * n), size=n, replace=False))
+                     + _FIRST_IMAGE_NUMBER)
     image_numbers = image_numbers[rng.permutation(n)]
     rows: list[dict[str, Any]] = []
     lesion_index = 0

@@ -4,23 +4,31 @@ The book runs end to end on this cohort when the real datasets are absent. It is
 the published layouts, so :mod:`fusion_utils.data.ptbxl`, :mod:`fusion_utils.data.ham10000` and
 :mod:`fusion_utils.data.manifest` read it with no special case::
 
-    <outdir>/demo_cohort.json                      stamp: parameters and format version
-    <outdir>/ptbxl/ptbxl_database.csv              all 28 real columns, real order and formats
-    <outdir>/ptbxl/scp_statements.csv              the real statement table's 13 columns (subset of rows)
-    <outdir>/ptbxl/records100/NNNNN/NNNNN_lr.{hea,dat}   WFDB (wfdb.wrsamp), 12 leads, fmt 16, mV, 100 Hz
-    <outdir>/ptbxl/records500/NNNNN/NNNNN_hr.{hea,dat}   only with ``records500=True`` (5000 samples)
-    <outdir>/ham10000/HAM10000_metadata.csv        7-column layout (LF), rows grouped by dx as in the real file
-    <outdir>/ham10000/HAM10000_images_part_1/ISIC_NNNNNNN.jpg   first half of the ids (600x450 RGB JPEG)
-    <outdir>/ham10000/HAM10000_images_part_2/ISIC_NNNNNNN.jpg   second half
+    <outdir>/demo_cohort.json
+        stamp: parameters and format version
+    <outdir>/ptbxl/ptbxl_database.csv
+        all 28 real columns, real order and formats
+    <outdir>/ptbxl/scp_statements.csv
+        the real statement table's 13 columns (subset of rows)
+    <outdir>/ptbxl/records100/NNNNN/NNNNN_lr.{hea,dat}
+        WFDB (wfdb.wrsamp), 12 leads, fmt 16, mV, 100 Hz
+    <outdir>/ptbxl/records500/NNNNN/NNNNN_hr.{hea,dat}
+        only with ``records500=True`` (5000 samples)
+    <outdir>/ham10000/HAM10000_metadata.csv
+        7-column layout (LF), rows grouped by dx as in the real file
+    <outdir>/ham10000/HAM10000_images_part_1/ISIC_NNNNNNN.jpg
+        first half of the ids (600x450 RGB JPEG)
+    <outdir>/ham10000/HAM10000_images_part_2/ISIC_NNNNNNN.jpg
+        second half
 
-Command line: ``python -m fusion_utils.data.demo OUTDIR [--n-ptbxl N] [--n-ham N] [--seed S] [--force]
-[--records500] [--workers W]``. A re-run with the same parameters returns at once (the stamp); changed
-parameters rebuild into a temporary folder that is renamed into place, so an interrupted build
-never leaves a half cohort behind a valid stamp. The same arguments give the same bytes (every
-record draws from its own ``numpy`` generator seeded by ``(seed, stream, index)``, so the bytes
-do not depend on the number of worker processes either). At the default size the build takes about
-53 s of CPU (ECG 8 s, images 43 s, neurokit2 templates 3 s), shared by two processes on two cores.
-Two builds into the same folder at the same time are not supported.
+Command line: ``python -m fusion_utils.data.demo OUTDIR [--n-ptbxl N] [--n-ham N] [--seed S]
+[--force] [--records500] [--workers W]``. A re-run with the same parameters returns at once (the
+stamp); changed parameters rebuild into a temporary folder that is renamed into place, so an
+interrupted build never leaves a half cohort behind a valid stamp. The same arguments give the same
+bytes (every record draws from its own ``numpy`` generator seeded by ``(seed, stream, index)``, so
+the bytes do not depend on the number of worker processes either). At the default size the build
+takes about 53 s of CPU (ECG 8 s, images 43 s, neurokit2 templates 3 s), shared by two processes on
+two cores. Two builds into the same folder at the same time are not supported.
 
 This module writes the cohort; the parts live in private modules: the metadata tables and their
 priors (``_demo_tables``), the ECGs (``_demo_ecg``) and the lesion images (``_demo_lesions``).
@@ -102,7 +110,8 @@ def _build(root: Path, n_ptbxl: int, n_ham: int, seed: int, records500: bool, wo
         # seed, so the bytes do not depend on the number of workers.
         ctx = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-            jobs = [pool.submit(_write_ptbxl_records, ptbxl, n_ptbxl, seed, records500, (i, workers))
+            jobs = [pool.submit(_write_ptbxl_records, ptbxl, n_ptbxl, seed, records500,
+                                (i, workers))
                     for i in range(workers)]
             jobs += [pool.submit(_write_ham_images, ham, n_ham, seed, (i, 2 * workers))
                      for i in range(2 * workers)]
@@ -160,7 +169,8 @@ def write_demo_cohort(outdir: str | os.PathLike[str], n_ptbxl: int = 400, n_ham:
     """
     for name, value, k in (("n_ptbxl", n_ptbxl, 5), ("n_ham", n_ham, 7)):
         if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < k:
-            raise ValueError(f"{name} must be an integer >= {k} (one record per class); got {value!r}")
+            raise ValueError(f"{name} must be an integer >= {k} (one record per class); "
+                             f"got {value!r}")
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer; got {seed!r}")
     outdir = Path(outdir)
@@ -173,10 +183,10 @@ def write_demo_cohort(outdir: str | os.PathLike[str], n_ptbxl: int = 400, n_ham:
     if not force and current is None:
         foreign = [str(p) for p in paths.values() if p.exists()]
         if foreign:
-            raise FileExistsError(f"{', '.join(foreign)} exist(s) but {stamp_path} is missing: not a "
-                                  "demo cohort written by fusion_utils.data.demo (or an interrupted "
-                                  "one). Pass force=True (--force) to overwrite, or choose another "
-                                  "folder.")
+            raise FileExistsError(f"{', '.join(foreign)} exist(s) but {stamp_path} is missing: "
+                                  "not a demo cohort written by fusion_utils.data.demo (or an "
+                                  "interrupted one). Pass force=True (--force) to overwrite, or "
+                                  "choose another folder.")
 
     outdir.mkdir(parents=True, exist_ok=True)
     for stale in [*outdir.glob(".demo_cohort.*"), *outdir.glob(".demo_old.*")]:
@@ -213,7 +223,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--force", action="store_true", help="rebuild even if up to date")
     parser.add_argument("--records500", action="store_true", help="also write 500 Hz records")
     parser.add_argument("--workers", type=int, default=None,
-                        help="processes to use (default: up to 2; the output does not depend on it)")
+                        help="processes to use "
+                             "(default: up to 2; the output does not depend on it)")
     args = parser.parse_args(argv)
     start = time.perf_counter()
     try:

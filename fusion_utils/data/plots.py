@@ -247,7 +247,10 @@ def plot_example_images(
 
 
 def plot_split_counts(table: pd.DataFrame, *, ax: Axes | None = None) -> Axes:
-    """Stacked bars of records per class and split from :func:`fusion_utils.data.manifest.split_table`."""
+    """Stacked bars of records per class and split.
+
+    The counts come from :func:`fusion_utils.data.manifest.split_table`.
+    """
     import matplotlib.pyplot as plt
 
     data = table.drop(index="total", errors="ignore").drop(columns="total", errors="ignore")

@@ -311,7 +311,8 @@ def _ptbxl_accuracy_all(macro: pd.DataFrame, classwise: pd.DataFrame, tol: float
     ok = bool((rows["improvement"] > 0).all())
     worst = rows.loc[rows["improvement"].idxmin()]
     return _verdict(ok, f"{(rows['improvement'] > 0).sum()} of {len(rows)} PTB-XL configurations "
-                        f"gain accuracy; smallest {worst['config_id']} {_fmt(worst['improvement'])}")
+                        f"gain accuracy; smallest {worst['config_id']} "
+                        f"{_fmt(worst['improvement'])}")
 
 
 def _ptbxl_ft_all(macro: pd.DataFrame, classwise: pd.DataFrame, tol: float) -> Verdict:
@@ -334,7 +335,8 @@ def _ptbxl_ft_aug_larger(macro: pd.DataFrame, classwise: pd.DataFrame, tol: floa
     pairs = pairs.dropna()
     checked = pairs.drop(index=[b for b in pairs.index if b == "densenet201"])
     if checked.empty:
-        return _untestable("needs a backbone other than densenet201 with both augmentation settings")
+        return _untestable("needs a backbone other than densenet201 with both augmentation "
+                           "settings")
     larger = checked[True] > checked[False]
     detail = ", ".join(f"{b}: aug {_fmt(r[True])} vs no aug {_fmt(r[False])}"
                        for b, r in checked.iterrows())
@@ -348,9 +350,10 @@ def _auroc_no_drop(macro: pd.DataFrame, classwise: pd.DataFrame, tol: float) -> 
     drops = per[per < -tol]
     return _verdict(len(drops) <= 1,
                     f"{len(drops)} of {len(per)} configurations lose more than {tol} pp of mean "
-                    "class-wise AUROC" + (f": {', '.join(f'{k} {_fmt(v)}' for k, v in drops.items())}"
-                                          if len(drops) else "") + " (the paper: one, VGG16 BN "
-                    "on HAM10000)")
+                    "class-wise AUROC"
+                    + (f": {', '.join(f'{k} {_fmt(v)}' for k, v in drops.items())}"
+                       if len(drops) else "")
+                    + " (the paper: one, VGG16 BN on HAM10000)")
 
 
 def _augmentation_helps(macro: pd.DataFrame, classwise: pd.DataFrame, tol: float) -> Verdict:
@@ -376,8 +379,9 @@ def _ham_big_four(macro: pd.DataFrame, classwise: pd.DataFrame, tol: float) -> V
     per = macro[macro["dataset"].eq("ham10000")].groupby("backbone")["improvement"].mean()
     inside, outside = per[per.index.isin(four)], per[~per.index.isin(four)]
     if inside.empty or outside.empty:
-        return _untestable("needs on HAM10000 at least one of mobilenet_v2, googlenet, densenet201, "
-                           f"inception_resnet_v2 and one other backbone; has {', '.join(per.index)}")
+        return _untestable("needs on HAM10000 at least one of mobilenet_v2, googlenet, "
+                           "densenet201, inception_resnet_v2 and one other backbone; "
+                           f"has {', '.join(per.index)}")
     ok = bool(inside.min() > outside.max())
     return _verdict(ok, f"the four: {', '.join(f'{b} {_fmt(v)}' for b, v in inside.items())}; "
                         f"others: {', '.join(f'{b} {_fmt(v)}' for b, v in outside.items())}")

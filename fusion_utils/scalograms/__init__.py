@@ -11,7 +11,9 @@ __getattr__, __dir__, __all__ = _lazy.attach(
     __name__,
     submodules=["cache", "montage", "morse", "plots"],
     submod_attrs={
-        "cache": ["BuildSummary", "ScalogramCache", "ScalogramFolderConflict", "record_dataset_dir"],
+        "cache": [
+            "BuildSummary", "ScalogramCache", "ScalogramFolderConflict", "record_dataset_dir",
+        ],
         "montage": [
             "MontageParams", "LAYOUTS", "LEADS", "NORMALISATIONS", "colormap_lut", "lead_grid",
             "mean_scalograms", "normalise_scalograms", "record_to_montage",

@@ -35,7 +35,8 @@ from fusion_utils.scalograms.morse import (
 __all__: list[str] = []  # private module: morse_scalogram(backend="torch") is the public entry
 
 #: Filter values below this are set to zero in the float32 bank: they change nothing at float32
-#: precision (the peak is 2) but their products underflow to denormals, which make FFTs ~2.5x slower.
+#: precision (the peak is 2) but their products underflow to denormals, which make FFTs ~2.5x
+#: slower.
 DENORMAL_FLOOR = 1e-20
 
 #: A filter bin below this fraction of the peak (2) is left out of a band-limited row

@@ -130,7 +130,8 @@ class MontageParams:
                              f"pixels for layout {self.layout!r}, got {self.image_size!r}")
         if int(self.n_colors) != self.n_colors or not 2 <= self.n_colors <= 256:
             raise ValueError(f"n_colors must be an integer from 2 to 256, got {self.n_colors!r}")
-        if int(self.voices_per_octave) != self.voices_per_octave or not 1 <= self.voices_per_octave <= 48:
+        if (int(self.voices_per_octave) != self.voices_per_octave
+                or not 1 <= self.voices_per_octave <= 48):
             raise ValueError("voices_per_octave must be an integer from 1 to 48, got "
                              f"{self.voices_per_octave!r}")
         if not (self.fs > 0 and math.isfinite(self.fs)):
@@ -190,7 +191,9 @@ def lead_grid(layout: str = "3x4") -> tuple[tuple[int, ...], ...]:
 
 
 @functools.lru_cache(maxsize=32)
-def tile_boxes(layout: str = "3x4", image_size: int = 224) -> tuple[tuple[int, int, int, int, int], ...]:
+def tile_boxes(
+    layout: str = "3x4", image_size: int = 224,
+) -> tuple[tuple[int, int, int, int, int], ...]:
     """Pixel box of every lead: ``(lead, top, bottom, left, right)``, in lead order.
 
     Tile edges are ``round(i * image_size / rows)`` (and likewise for columns), so the tiles
@@ -279,7 +282,8 @@ def _intensity_bounds(v: Any, mode: str, lead_dim: int) -> tuple[Any, Any, Any]:
     import torch
 
     if mode not in NORMALISATIONS:
-        raise ValueError(f"normalisation {mode!r} is unknown: pass one of {', '.join(NORMALISATIONS)}")
+        raise ValueError(f"normalisation {mode!r} is unknown: "
+                         f"pass one of {', '.join(NORMALISATIONS)}")
     if mode == "log":
         peak = v.amax(dim=(-2, -1), keepdim=True).amax(dim=lead_dim, keepdim=True)
         floor = (peak * 10.0 ** (-LOG_DECADES)).clamp_min(torch.finfo(torch.float32).tiny)
@@ -299,7 +303,8 @@ def _as_float_tensor(mag: Any) -> Any:
     v = mag if isinstance(mag, torch.Tensor) else torch.from_numpy(np.asarray(mag))
     v = v.to(torch.float32)
     if v.ndim < 3 or v.shape[-3] != len(LEADS):
-        raise ValueError(f"mag must have shape (..., 12, n_scales, n_samples), got {tuple(v.shape)}")
+        raise ValueError("mag must have shape (..., 12, n_scales, n_samples), "
+                         f"got {tuple(v.shape)}")
     return v
 
 
@@ -341,7 +346,8 @@ def _render_indices(v: Any, params: MontageParams) -> np.ndarray:
 
 def _render(v: Any, params: MontageParams) -> np.ndarray:
     """Lead-major scalograms (12, B, S, N) in ``_render_plan`` order -> (B, H, W, 3) uint8."""
-    return np.take(colormap_lut(params.colormap, params.n_colors), _render_indices(v, params), axis=0)
+    return np.take(colormap_lut(params.colormap, params.n_colors), _render_indices(v, params),
+                   axis=0)
 
 
 def scalograms_to_montage(mag: Any, params: MontageParams | None = None) -> np.ndarray:
@@ -372,7 +378,8 @@ def scalograms_to_montage(mag: Any, params: MontageParams | None = None) -> np.n
 def _check_signal(signal: Any, where: str = "signal") -> np.ndarray:
     arr = np.asarray(signal)
     if arr.ndim != 2 or arr.shape[1] != len(LEADS):
-        hint = " (it looks transposed: pass signal.T)" if arr.ndim == 2 and arr.shape[0] == 12 else ""
+        hint = (" (it looks transposed: pass signal.T)"
+                if arr.ndim == 2 and arr.shape[0] == 12 else "")
         raise ValueError(f"{where} must have shape (n_samples, 12) in lead order "
                          f"{', '.join(LEADS)}, got {arr.shape}{hint}")
     if arr.dtype.kind not in "biuf":
@@ -419,7 +426,8 @@ def record_to_montage(signal: Any, params: MontageParams | None = None) -> np.nd
 def _stack_records(signals: Any) -> np.ndarray | None:
     if isinstance(signals, np.ndarray) and signals.ndim == 3:
         if signals.shape[2] != len(LEADS):
-            raise ValueError(f"signals must have shape (n_records, n_samples, 12), got {signals.shape}")
+            raise ValueError("signals must have shape (n_records, n_samples, 12), "
+                             f"got {signals.shape}")
         if signals.dtype.kind not in "biuf":
             raise TypeError(f"signals must hold real numbers, got dtype {signals.dtype}")
         if not np.isfinite(signals).all():
@@ -461,7 +469,8 @@ def records_to_montage_indices(
     def run(start: int) -> None:
         block = stack[start : start + step]
         lead_major = np.ascontiguousarray(block[:, :, order].transpose(2, 0, 1))  # (12, b, n)
-        out[start : start + block.shape[0]] = _render_indices(_scalograms(lead_major, params), params)
+        out[start : start + block.shape[0]] = _render_indices(_scalograms(lead_major, params),
+                                                              params)
 
     starts = range(0, stack.shape[0], step)
     # Whole batches (CWT + image) run on separate single-threaded torch workers.
@@ -490,8 +499,8 @@ def records_to_montages(
     params : MontageParams, optional
     batch_size : int
         Records per CWT batch; memory is about ``batch_size x 3.4 MB`` per torch thread for
-        10 s at 100 Hz. Batches run in parallel on :func:`~fusion_utils.scalograms.morse.torch_worker_pool`
-        threads (one per torch thread).
+        10 s at 100 Hz. Batches run in parallel on
+        :func:`~fusion_utils.scalograms.morse.torch_worker_pool` threads (one per torch thread).
 
     Returns
     -------

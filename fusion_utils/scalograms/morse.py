@@ -226,7 +226,8 @@ def morse_frequencies(
 def _check_fs(fs: float) -> float:
     fs_f = float(fs)
     if not (fs_f > 0 and math.isfinite(fs_f)):
-        raise ValueError(f"fs must be a positive sampling rate in Hz (PTB-XL: 100 or 500), got {fs!r}")
+        raise ValueError("fs must be a positive sampling rate in Hz (PTB-XL: 100 or 500), "
+                         f"got {fs!r}")
     return fs_f
 
 
@@ -518,7 +519,8 @@ def cwt_scalogram(
     else:
         freqs = np.asarray(frequencies, dtype=np.float64)
         if freqs.ndim != 1 or not np.all((freqs > 0) & (freqs <= fs / 2)):
-            raise ValueError(f"frequencies must be a 1-D array of Hz values in (0, fs/2 = {fs / 2}]")
+            raise ValueError("frequencies must be a 1-D array of Hz values in "
+                             f"(0, fs/2 = {fs / 2}]")
     scales = pywt.frequency2scale(wav, freqs / fs)
     p = _pad_width(n)
     pad = [(0, 0)] * (arr.ndim - 1) + [(p, p)]

@@ -160,7 +160,10 @@ def plot_montages(
     ncols: int | None = None,
     size: float = 3.6,
 ) -> Figure:
-    """Montage images side by side, titled by their keys; lead names drawn when ``layout`` is set."""
+    """Montage images side by side, titled by their keys.
+
+    Lead names are drawn when ``layout`` is set.
+    """
     import matplotlib.pyplot as plt
 
     if not images:

@@ -46,7 +46,8 @@ def test_written_layout_and_counts(demo_cohort: Path) -> None:
     assert table["recording_date"].str.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d").all()
     assert table["recording_date"].is_monotonic_increasing
     codes = table["scp_codes"].map(ast.literal_eval)
-    assert codes.map(lambda c: isinstance(c, dict) and all(isinstance(v, float) for v in c.values())).all()
+    assert codes.map(lambda c: isinstance(c, dict)
+                     and all(isinstance(v, float) for v in c.values())).all()
     assert table["sex"].isin([0, 1]).all() and table["strat_fold"].between(1, 10).all()
     assert table["filename_lr"].str.fullmatch(r"records100/00000/\d{5}_lr").all()
     assert table["filename_hr"].str.fullmatch(r"records500/00000/\d{5}_hr").all()
@@ -55,7 +56,8 @@ def test_written_layout_and_counts(demo_cohort: Path) -> None:
         assert str(table[col].dtype) == dtype, col
     assert not (ptbxl / "records500").exists()  # not written by default
     raw_first = (ptbxl / "ptbxl_database.csv").read_text(encoding="utf-8").splitlines()[1]
-    assert raw_first.startswith("1,") and ".0," in raw_first  # pandas float format, like the real file
+    # pandas float format, like the real file
+    assert raw_first.startswith("1,") and ".0," in raw_first
 
     meta = pd.read_csv(ham / "HAM10000_metadata.csv")
     assert meta["dx"].value_counts().to_dict() == demo.class_counts(60, "ham10000")
@@ -87,7 +89,9 @@ def test_wfdb_and_pil_read_the_files(demo_cohort: Path) -> None:
             assert img.format == "JPEG" and img.mode == "RGB" and img.size == (600, 450)
 
 
-def test_columns_match_the_real_tables(demo_cohort: Path, shared_ptbxl: Path, shared_ham: Path) -> None:
+def test_columns_match_the_real_tables(
+    demo_cohort: Path, shared_ptbxl: Path, shared_ham: Path,
+) -> None:
     assert _real_header(demo_cohort / "ptbxl" / "ptbxl_database.csv") == \
         _real_header(shared_ptbxl / "ptbxl_database.csv") == list(demo.PTBXL_COLUMNS)
     assert _real_header(demo_cohort / "ptbxl" / "scp_statements.csv") == \

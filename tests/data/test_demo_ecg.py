@@ -14,7 +14,8 @@ def _ecg_features(x: np.ndarray) -> dict[str, float]:
     from scipy.signal import find_peaks
 
     precordial = x[:, 6:]
-    amplitude = float(np.median(np.percentile(precordial, 99, axis=0) - np.percentile(precordial, 1, axis=0)))
+    amplitude = float(np.median(np.percentile(precordial, 99, axis=0)
+                                - np.percentile(precordial, 1, axis=0)))
     slope = np.abs(np.diff(x, axis=0)).sum(axis=1)
     peaks, _ = find_peaks(slope, height=0.5 * slope.max(), distance=35)
     busy = slope > 0.25 * np.median(slope[peaks])

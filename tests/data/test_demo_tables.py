@@ -1,4 +1,7 @@
-"""Tests of fusion_utils.data._demo_tables: class counts and metadata tables drawn from the priors."""
+"""Tests of fusion_utils.data._demo_tables.
+
+Class counts and metadata tables drawn from the priors.
+"""
 
 from __future__ import annotations
 
@@ -25,7 +28,8 @@ def test_class_counts_sum_floor_and_order(n: int, dataset: str) -> None:
 
 
 def test_class_counts_known_answers_and_errors() -> None:
-    assert tables.class_counts(400, "ptbxl") == {"NORM": 166, "MI": 69, "STTC": 68, "CD": 57, "HYP": 40}
+    assert tables.class_counts(400, "ptbxl") == {"NORM": 166, "MI": 69, "STTC": 68, "CD": 57,
+                                               "HYP": 40}
     assert tables.class_counts(400, "ham10000") == {"akiec": 38, "bcc": 41, "bkl": 51, "df": 34,
                                                   "mel": 52, "nv": 150, "vasc": 34}
     with pytest.raises(ValueError, match=">= 5"):
@@ -52,7 +56,8 @@ def test_ptbxl_metadata_follows_the_priors() -> None:
     assert height_missing["MI"] > height_missing["HYP"] + 0.15  # real: 0.81 vs 0.51
     assert 0.55 < table["height"].isna().mean() < 0.8 and 0.4 < table["weight"].isna().mean() < 0.7
     # repeat visits: one patient, one fold, one sex
-    per_patient = table.groupby("patient_id").agg(folds=("strat_fold", "nunique"), sexes=("sex", "nunique"))
+    per_patient = table.groupby("patient_id").agg(folds=("strat_fold", "nunique"),
+                                                  sexes=("sex", "nunique"))
     assert (per_patient[["folds", "sexes"]] == 1).all().all()
     assert 1.05 < len(table) / table["patient_id"].nunique() < 1.3
     assert set(table["strat_fold"]) == set(range(1, 11))
@@ -61,7 +66,8 @@ def test_ptbxl_metadata_follows_the_priors() -> None:
     from sklearn.model_selection import cross_val_score
 
     x = pd.get_dummies(table[["sex", "site", "device", "nurse"]].astype(str)).assign(
-        age=table["age"].fillna(60) / 100, h_nan=table["height"].isna(), w_nan=table["weight"].isna())
+        age=table["age"].fillna(60) / 100, h_nan=table["height"].isna(),
+        w_nan=table["weight"].isna())
     score = cross_val_score(LogisticRegression(max_iter=500), x.to_numpy(float), label,
                             cv=3, scoring="balanced_accuracy").mean()
     assert score > 0.2 + 0.07, score
@@ -73,12 +79,14 @@ def test_ham_metadata_follows_the_priors() -> None:
     assert table["image_id"].is_unique
     per_lesion = len(table) / table["lesion_id"].nunique()
     assert 1.2 < per_lesion < 1.5  # real: 1.34 (more for mel, fewer for nv)
-    lesion_meta = table.groupby("lesion_id")[["dx", "age", "sex", "localization"]].nunique(dropna=False)
+    lesion_meta = (table.groupby("lesion_id")[["dx", "age", "sex", "localization"]]
+                   .nunique(dropna=False))
     assert (lesion_meta == 1).all().all()  # images of one lesion share its metadata
     age = table.groupby("dx")["age"].mean()
     assert age.idxmin() == "nv" and age[["akiec", "bcc"]].min() > age["nv"] + 12
     assert set(table["age"].dropna() % 5) == {0.0} and table["age"].max() <= 85
-    male = table[table["sex"] != "unknown"].assign(m=lambda d: d["sex"] == "male").groupby("dx")["m"].mean()
+    male = (table[table["sex"] != "unknown"].assign(m=lambda d: d["sex"] == "male")
+            .groupby("dx")["m"].mean())
     assert male["akiec"] > male["vasc"] + 0.08
     face = (table["localization"] == "face").groupby(table["dx"]).mean()
     assert face["akiec"] > 0.2 and face["nv"] < 0.06 and face["df"] == 0

@@ -114,7 +114,8 @@ def test_synthetic_layouts_agree(tmp_path: Path) -> None:
 def test_bad_tables_are_named(tmp_path: Path) -> None:
     path = tmp_path / "HAM10000_metadata.csv"
     path.write_text(SEVEN.replace("localization", "site"))
-    with pytest.raises(ValueError, match=r"HAM10000_metadata\.csv: missing column\(s\) localization"):
+    with pytest.raises(ValueError,
+                       match=r"HAM10000_metadata\.csv: missing column\(s\) localization"):
         ham10000.load_ham_table(tmp_path)
     path.write_text(SEVEN.replace("nv,", "naevus,"))
     with pytest.raises(ValueError, match=r"dx has unknown or missing value\(s\) \['naevus'\]"):

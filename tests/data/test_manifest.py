@@ -122,10 +122,12 @@ def test_resolve_metadata_columns() -> None:
     avail = ["age", "sex", "height", "weight", "nurse", "site", "device", "recording_date"]
     assert manifest.resolve_metadata_columns("ptbxl", None, avail) == avail[:4]
     assert manifest.resolve_metadata_columns("ptbxl", "all", avail) == avail
-    assert manifest.resolve_metadata_columns("ptbxl", "meta.age, device", avail) == ["age", "device"]
+    assert (manifest.resolve_metadata_columns("ptbxl", "meta.age, device", avail)
+            == ["age", "device"])
     assert manifest.resolve_metadata_columns("ptbxl", [], avail) == []
     assert manifest.resolve_metadata_columns("ptbxl", "none", avail) == []
-    with pytest.raises(ValueError, match=r"metadata column\(s\) bmi not in x\.csv; choose from age"):
+    with pytest.raises(ValueError,
+                       match=r"metadata column\(s\) bmi not in x\.csv; choose from age"):
         manifest.resolve_metadata_columns("ptbxl", ["bmi"], avail, "x.csv")
 
 
@@ -154,7 +156,8 @@ def test_split_table() -> None:
 
 # --- the demo cohort is read with no special case -------------------------------------------
 
-@pytest.mark.skipif(not HAS_DEMO, reason="fusion_utils.data.demo (written by another helper) is absent")
+@pytest.mark.skipif(not HAS_DEMO,
+                    reason="fusion_utils.data.demo (written by another helper) is absent")
 def test_demo_cohort_loads(demo_cohort: Path) -> None:
     from fusion_utils.data.ham10000 import load_ham_table, load_image
     from fusion_utils.data.ptbxl import LEADS, load_ptbxl_table, load_signal

@@ -67,7 +67,8 @@ def test_counts_over_the_1959_records(full_table: pd.DataFrame, shared_ptbxl: Pa
                if ptbxl.record_path(shared_ptbxl, i, 100).with_suffix(".dat").is_file()]
     assert present == SAMPLE_IDS and len(present) == 1959
     sub = full_table.loc[present]
-    each = {c: int(sub["superclasses"].map(lambda s, c=c: c in s).sum()) for c in ptbxl.SUPERCLASSES}
+    each = {c: int(sub["superclasses"].map(lambda s, c=c: c in s).sum())
+            for c in ptbxl.SUPERCLASSES}
     assert each == {"NORM": 1055, "MI": 353, "STTC": 442, "CD": 400, "HYP": 192}
     # README: 1,533 with exactly one superclass, 403 with two or more, 23 with none
     assert sub["label"].value_counts().to_dict() == {"NORM": 1011, "STTC": 212, "CD": 139,
@@ -165,7 +166,8 @@ def test_missing_column_names_file_and_column(tmp_path: Path) -> None:
         ptbxl.load_ptbxl_table(tmp_path)
     _write_tables(tmp_path, [_row(1, 50, "{'NORM': 100.0}")],
                   statements=STATEMENTS.replace("diagnostic_class", "klass"))
-    with pytest.raises(ValueError, match=r"scp_statements\.csv: missing column\(s\) diagnostic_class"):
+    with pytest.raises(ValueError,
+                       match=r"scp_statements\.csv: missing column\(s\) diagnostic_class"):
         ptbxl.load_ptbxl_table(tmp_path)
 
 
@@ -216,7 +218,8 @@ def test_truncated_dat(tmp_path: Path) -> None:
     dat = base.with_suffix(".dat")
     dat.write_bytes(dat.read_bytes()[:10_000])
     with pytest.raises(ptbxl.SignalFileError,
-                       match=r"00001_lr\.dat: truncated or corrupt \.dat: 10000 bytes.*needs 24000"):
+                       match=r"00001_lr\.dat: truncated or corrupt \.dat: "
+                             r"10000 bytes.*needs 24000"):
         ptbxl.load_signal(base)
 
 
@@ -239,7 +242,8 @@ def test_corrupt_dat_fails_checksum(tmp_path: Path) -> None:
     data = bytearray(dat.read_bytes())
     data[5000:5010] = b"\x7f" * 10  # same size, flipped bytes
     dat.write_bytes(bytes(data))
-    with pytest.raises(ptbxl.SignalFileError, match=r"00001_lr\.dat: corrupt data: lead .* checksum"):
+    with pytest.raises(ptbxl.SignalFileError,
+                       match=r"00001_lr\.dat: corrupt data: lead .* checksum"):
         ptbxl.load_signal(base)
     assert ptbxl.load_signal(base, verify_checksum=False).shape == (1000, 12)
 

@@ -26,8 +26,10 @@ def _one_lead_records(n_samples: int = N) -> np.ndarray:
 
 def test_default_params_are_the_papers():
     p = M.MontageParams()
-    assert (p.wavelet, p.voices_per_octave, p.gamma, p.time_bandwidth, p.fs) == ("morse", 10, 3.0, 60.0, 100.0)
-    assert (p.layout, p.normalisation, p.colormap, p.image_size, p.n_colors) == ("3x4", "per_lead", "jet", 224, 128)
+    assert (p.wavelet, p.voices_per_octave, p.gamma, p.time_bandwidth, p.fs) == (
+        "morse", 10, 3.0, 60.0, 100.0)
+    assert (p.layout, p.normalisation, p.colormap, p.image_size, p.n_colors) == (
+        "3x4", "per_lead", "jet", 224, 128)
     with pytest.raises(dataclasses.FrozenInstanceError):
         p.layout = "6x2"  # type: ignore[misc]
 
@@ -176,7 +178,8 @@ def test_normalise_scalograms_full_resolution():
     rng = np.random.default_rng(0)
     mag = rng.random((2, 12, 5, 7)) * np.arange(1, 13)[None, :, None, None]
     per_lead = M.normalise_scalograms(mag, "per_lead").numpy()
-    assert np.allclose(per_lead.min(axis=(-2, -1)), 0) and np.allclose(per_lead.max(axis=(-2, -1)), 1)
+    assert (np.allclose(per_lead.min(axis=(-2, -1)), 0)
+            and np.allclose(per_lead.max(axis=(-2, -1)), 1))
     per_record = M.normalise_scalograms(mag, "per_record").numpy()
     assert np.allclose(per_record.max(axis=(-3, -2, -1)), 1)
     assert per_record[:, 0].max() < 0.2  # lead 0 is 12x weaker than lead 11
