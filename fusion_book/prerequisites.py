@@ -23,7 +23,13 @@ import re
 from pathlib import Path
 from typing import Any
 
-from fusion_book.runtimes import RUNTIMES_PAGE, format_seconds, load_machine, machine_line
+from fusion_book.runtimes import (
+    RUNTIMES_PAGE,
+    format_seconds,
+    load_machine,
+    machine_line,
+    parameters_text,
+)
 from fusion_utils.io import atomic_write_text
 
 __all__ = ["NEEDS", "annotate_executed", "chapter_header", "source_notebook"]
@@ -80,8 +86,8 @@ def chapter_header(page: str, *, duration: float | None, parameters: dict[str, A
     """The MyST admonition put under an executed chapter's title (see the module docstring)."""
     stem = source_notebook(page)
     earlier, data = NEEDS[stem]
-    shown = ", ".join(f"`{k}={v}`" for k, v in parameters.items() if v not in ("", None))
-    ran = (f"{format_seconds(duration)} in this build ({shown or 'default parameters'}) on "
+    shown = parameters_text(parameters, default="default parameters")
+    ran = (f"{format_seconds(duration)} in this build ({shown}) on "
            f"{machine_line(machine)}; all chapters: {{doc}}`{RUNTIMES_PAGE}`"
            if duration is not None else "not measured in this build")
     return "\n".join([

@@ -34,6 +34,7 @@ __all__ = [
     "load_machine",
     "machine_info",
     "machine_line",
+    "parameters_text",
     "save_machine",
     "write_exercise_table",
     "write_runtimes_page",
@@ -163,9 +164,15 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
-def _params_text(params: dict[str, Any]) -> str:
-    shown = {k: v for k, v in params.items() if v not in ("", None)}
-    return ", ".join(f"`{k}={v}`" for k, v in shown.items()) or "defaults"
+def parameters_text(params: dict[str, Any], default: str = "defaults") -> str:
+    """``"`dataset=ptbxl`, `run_dir=runs/book/x`"``: the non-empty parameters, paths inside the
+    project shown relative to it (the book does not print the build machine's folders)."""
+    from fusion_utils.paths import project_root
+
+    root = str(project_root()).rstrip("/") + "/"
+    shown = {k: (v.removeprefix(root) if isinstance(v, str) else v)
+             for k, v in params.items() if v not in ("", None)}
+    return ", ".join(f"`{k}={v}`" for k, v in shown.items()) or default
 
 
 def write_runtimes_page(executed: str | os.PathLike[str], runs_dir: str | os.PathLike[str],
@@ -188,7 +195,8 @@ def write_runtimes_page(executed: str | os.PathLike[str], runs_dir: str | os.Pat
            f"**Machine:** {machine_line(machine)}; Python {machine.get('python', '?')}.", ""]
     out += ["## Chapters", ""]
     if len(chapters):
-        rows = [[f"{{doc}}`/book/executed/{r.page}`", format_seconds(r.duration), _params_text(r.parameters)]
+        rows = [[f"{{doc}}`/book/executed/{r.page}`", format_seconds(r.duration),
+                 parameters_text(r.parameters)]
                 for r in chapters.itertuples()]
         out += [_table(["page", "run time", "parameters"], rows), "",
                 f"Chapters in total: {format_seconds(chapters['duration'].sum())}.", ""]

@@ -108,3 +108,11 @@ def test_exercise_table_lists_each_chapters_exercises_with_the_build_estimate(bo
     assert "`fusion-book run 04_fusion out.ipynb -p l2 0.001`" in text
     assert all(r.endswith("| ? |") for r in rows if r.startswith("| 02_scalograms |"))
     assert "2 CPU cores (Test CPU)" in text
+
+
+def test_parameters_text_shows_project_paths_relative():
+    root = project_root()
+    text = runtimes.parameters_text({"dataset": "ptbxl", "run_dir": f"{root}/runs/book/x",
+                                     "data_dir": "", "seed": 0, "other": "/elsewhere/y"})
+    assert text == "`dataset=ptbxl`, `run_dir=runs/book/x`, `seed=0`, `other=/elsewhere/y`"
+    assert runtimes.parameters_text({"data_dir": ""}) == "defaults"
