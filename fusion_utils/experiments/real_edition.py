@@ -285,8 +285,16 @@ def write_provenance(results: pd.DataFrame, status: pd.DataFrame | None, *, comm
                             for k, v in row.items()})
     started = [t.get("started") for t in timings if t.get("started")]
     finished = [t.get("finished") for t in timings if t.get("finished")]
+    commit_at_start = None
+    if started:
+        try:
+            commit_at_start = subprocess.run(
+                ["git", "rev-list", "-1", f"--before={min(map(str, started))}", "HEAD"],
+                capture_output=True, text=True, cwd=project_root(), check=True).stdout.strip()
+        except (OSError, subprocess.CalledProcessError):
+            commit_at_start = None
     provenance = {
-        "command": command, "git_commit": commit,
+        "command": command, "git_commit": commit, "git_commit_at_start": commit_at_start,
         "data_dir": str(Path(data_dir) if data_dir else shared_data_dir()),
         "data_checksums_sha256": data_checksums(data_dir),
         "machine": machine_description(),
@@ -394,7 +402,8 @@ def provenance_markdown(provenance: dict[str, Any]) -> str:
         f"**Source:** committed results of {len(configs)} configuration(s) on "
         f"{cohort_sentence(provenance)}.",
         f"- command: `{provenance.get('command')}`",
-        f"- git commit: `{provenance.get('git_commit')}`; ran from {provenance.get('start')} "
+        f"- git commit: `{provenance.get('git_commit')}` when collected (HEAD at the start: "
+        f"`{provenance.get('git_commit_at_start')}`); ran from {provenance.get('start')} "
         f"to {provenance.get('end')}",
         f"- machine: {machine.get('cores')} cores, {machine.get('cpu_model')}, GPU "
         f"{machine.get('gpu')}",
