@@ -99,3 +99,25 @@ def test_real_grid_is_the_issue_design() -> None:
         "efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"}
     assert {c.manifest_path().name for c in grid.configurations} == {
         "ptbxl_real.parquet", "ham10000_real.parquet"}
+
+
+@pytest.mark.shared_data
+def test_committed_results_match_their_provenance_and_the_data(shared_ptbxl) -> None:
+    """results/real: checksums of the data it was computed on equal today's, rows match."""
+    from fusion_utils.experiments.spec import load_grid
+    from fusion_utils.paths import project_root
+
+    prov = json.loads((re_.results_dir() / "PROVENANCE.json").read_text())
+    assert prov["data_checksums_sha256"] == re_.data_checksums(shared_ptbxl.parent)
+    committed = re_.committed_results()
+    done = {c["config_id"] for c in prov["configurations"]}
+    assert set(committed["config_id"]) == done and done
+    grid_ids = {c.config_id for c in load_grid(project_root() / "experiments" / "real.yaml",
+                                               resolve_notebooks=False).configurations}
+    assert done <= grid_ids
+    assert {n.split(" ")[0] for n in prov["not_yet_run"]} == grid_ids - done
+    h = re_.headline(committed)
+    assert set(h["model"]) == {"image", "fused"}
+    assert h[["auroc_macro", "balanced_accuracy"]].apply(lambda s: s.between(0, 1)).all().all()
+    assert prov["cohorts"]["ptbxl"]["n_records"] == 1533
+    assert prov["cohorts"]["ham10000"]["n_records"] == 10_015
