@@ -391,7 +391,7 @@ if data is None:
     display(Markdown("*The fused matrix could not be rebuilt, so the set-ups cannot be refitted.*"))
 else:
     train = data.split == "train"
-    run_l2 = float(interpret.run_parameters(main.run_dir).get("l2", 0.0))
+    run_l2 = float(params.get("l2", 0.0))  # the run's classifier parameters (cell above)
     shrink = shrinkage_table(data.X, data.labels, data.feature_names, train=train, l2=run_l2)
     display(shrink)
     display(Markdown(
