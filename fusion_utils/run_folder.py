@@ -33,7 +33,7 @@ when it is damaged (unreadable parquet, npz or JSON, or missing columns).
      "stages": {"features": {"updated": "...", "package_version": ..., "git_commit": ...,
                              "parameters": {"backbone": ..., "mode": ..., "seed": ...}},
                 "fusion": {..., "parameters": {"encoding": ..., "metadata_columns": [...],
-                                               "classifier": {"l2": ..., "tol": ...}}}}}
+                                               "l2": ..., "tol": ..., "solver": ...}}}}
 
 :meth:`RunFolder.parameters` merges the stages' parameters (later stages win on a shared key
 such as ``manifest_path``); it is the only place parameters of a run are read from.

@@ -87,7 +87,7 @@ def test_notebooks_04_05_write_the_run_folder(tmp_path):
     recorded = RunFolder(run).parameters("fusion")  # run.json: what produced the classifiers
     assert recorded["encoding"] == "paper" and recorded["classes"] == CLASSES
     assert recorded["metadata_columns"] == ["age", "sex", "recording_date"]
-    assert recorded["classifier"]["l2"] == 0.01 and recorded["classifier"]["max_epochs"] == 2000
+    assert recorded["l2"] == 0.01 and recorded["max_epochs"] == 2000 and recorded["tol"] == 1e-6
     assert recorded["manifest_sha256"] == file_sha256(manifest)
 
     out = execute_notebook("05_evaluation", tmp_path / "05.ipynb",

@@ -84,8 +84,7 @@ def test_run_json_records_every_stage(tmp_path):
                             "seed": 3, "weights": "imagenet"},
                dataset="PTB-XL", manifest_path=manifest)
     run.record("fusion", {"encoding": "onehot", "metadata_columns": ("age", "sex"),
-                          "classifier": {"l2": 0.01, "tol": 1e-6, "max_epochs": 2000,
-                                         "solver": "lbfgs"}},
+                          "l2": 0.01, "tol": 1e-6, "max_epochs": 2000, "solver": "lbfgs"},
                dataset="ptbxl", manifest_path=manifest)
     raw = json.loads(run.run_json.read_text())
     assert raw["dataset"] == "ptbxl"
@@ -99,7 +98,7 @@ def test_run_json_records_every_stage(tmp_path):
     assert fusion["manifest_path"] == str(manifest.resolve())
     params = run.parameters()
     assert params["dataset"] == "ptbxl" and params["backbone"] == "vgg16"
-    assert params["encoding"] == "onehot" and params["classifier"]["l2"] == 0.01
+    assert params["encoding"] == "onehot" and params["l2"] == 0.01
     assert run.parameters("features")["seed"] == 3
     # a stage written again replaces its own entry only
     run.record("fusion", {"encoding": "paper"})

@@ -213,8 +213,10 @@ def train_image_and_fused(features: Any, manifest: pd.DataFrame, *,
         ``classes``, ``encoder``, ``models`` ({"image", "fused"}), ``matrices``
         ({"image": (X, names), "fused": (H, names)}), ``train`` (boolean mask),
         ``predictions`` (tidy frame, every split), ``fit`` (per-model fit summary) and
-        ``parameters`` (``metadata_columns`` without ``meta.``, ``encoding`` and ``classifier``:
-        every classifier setting; :func:`write_run` records them in ``run.json``).
+        ``parameters`` (``metadata_columns`` without ``meta.``, ``encoding`` and every
+        classifier setting by its SoftmaxClassifier name: ``l2``, ``tol``, ``max_epochs``,
+        ``solver``, ``standardize``, ``random_state``, ...; :func:`write_run` records them in
+        ``run.json``).
     """
     from fusion_utils.fusion.metadata import MetadataEncoder
     from fusion_utils.fusion.softmax import SoftmaxClassifier
@@ -246,8 +248,7 @@ def train_image_and_fused(features: Any, manifest: pd.DataFrame, *,
             frame[f"prob.{c}"] = proba[:, k]
         frames.append(frame)
     parameters = {"metadata_columns": [str(c).removeprefix("meta.") for c in meta.columns],
-                  "encoding": str(encoding),
-                  "classifier": _classifier_settings(models["fused"])}
+                  "encoding": str(encoding), **_classifier_settings(models["fused"])}
     return {"classes": classes, "encoder": encoder, "models": models, "matrices": matrices,
             "train": train, "predictions": pd.concat(frames, ignore_index=True), "fit": fits,
             "parameters": parameters}

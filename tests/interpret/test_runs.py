@@ -71,7 +71,7 @@ def test_write_run_records_the_fusion_parameters(onehot_run):
     assert fusion["encoding"] == "onehot"
     assert fusion["metadata_columns"] == ["age", "sex"]
     assert fusion["classes"] == CLASSES
-    clf = fusion["classifier"]
+    clf = fusion  # classifier settings by their SoftmaxClassifier names
     assert (clf["l2"], clf["max_epochs"], clf["tol"], clf["solver"]) == (0.01, 300, 1e-6, "lbfgs")
     assert fusion["manifest_sha256"] == file_sha256(mpath)
     merged = I.run_parameters(run)
