@@ -13,15 +13,16 @@ __getattr__, __dir__, __all__ = _lazy.attach(
     submod_attrs={
         "cli": ["main"],
         "findings": [
-            "FINDINGS", "STATUSES", "Finding", "Verdict", "at_ceiling", "class_improvements",
-            "evaluate_findings", "findings_markdown", "improvements", "label_configurations",
-            "normalise_metric"
+            "CONFIGURATION_EXTRAS", "FINDINGS", "STATUSES", "Finding", "Verdict", "at_ceiling",
+            "class_improvements", "evaluate_findings", "findings_markdown", "improvements",
+            "label_configurations", "normalise_metric"
         ],
         "real_edition": [
             "COMPARED_METRICS", "HAM_IMAGE_DIR", "SPLIT_SCHEME", "TOLERANCE",
-            "build_real_manifests", "check_against_committed", "collect_real",
-            "committed_results", "data_checksums", "headline", "machine_description",
-            "real_manifest_path", "write_provenance"
+            "build_real_manifests", "check_against_committed", "cohort_sentence", "cohort_summary",
+            "collect_real", "committed_results", "data_checksums", "headline", "headline_table",
+            "machine_description", "provenance_markdown", "read_provenance", "real_manifest_path",
+            "write_provenance"
         ],
         "results": [
             "RESULT_COLUMNS", "collect", "grid_status", "load_results", "read_status",

@@ -2,14 +2,15 @@
 
 Public names are re-exported here and imported lazily (``lazy_loader``), so that
 ``import fusion_utils.features`` stays cheap; the modules are ``augment``, ``backbones``,
-``datasets``, ``extraction``, ``finetune``, ``plots``.
+``datasets``, ``extraction``, ``finetune``, ``plots``, ``resolution``.
 """
 
 import lazy_loader as _lazy
 
 __getattr__, __dir__, __all__ = _lazy.attach(
     __name__,
-    submodules=["augment", "backbones", "datasets", "extraction", "finetune", "plots"],
+    submodules=["augment", "backbones", "datasets", "extraction", "finetune", "plots",
+"resolution"],
     submod_attrs={
         "augment": ["APPLY_TO", "AugmentParams", "PaperAugmentation", "sample_seed"],
         "backbones": [
@@ -22,12 +23,17 @@ __getattr__, __dir__, __all__ = _lazy.attach(
         ],
         "extraction": [
             "FEATURES_VERSION", "FeatureSet", "extract_features", "feature_cache_key",
-            "input_fingerprint", "manifest_hash", "precision_context", "run_features", "subsample_manifest"
+            "input_fingerprint", "manifest_hash", "precision_context", "run_features",
+            "subsample_manifest"
         ],
         "finetune": [
             "OUTPUT_NETWORKS", "PAPER_BATCH_SIZE", "FinetuneOptions", "FinetuneResult",
             "default_num_workers", "finetune", "resolve_device"
         ],
         "plots": ["plot_augmented_views", "plot_feature_pca", "plot_finetune_history"],
+        "resolution": [
+            "ResolutionComparison", "compare_resolutions", "paired_manifests",
+            "predict_with_weights"
+        ],
     },
 )

@@ -2,14 +2,14 @@
 
 Public names are re-exported here and imported lazily (``lazy_loader``), so that
 ``import fusion_utils.interpret`` stays cheap; the modules are ``importance``, ``metadata_only``,
-``plots``, ``runs``, ``summary``, ``weights``.
+``plots``, ``runs``, ``shrinkage``, ``summary``, ``weights``.
 """
 
 import lazy_loader as _lazy
 
 __getattr__, __dir__, __all__ = _lazy.attach(
     __name__,
-    submodules=["importance", "metadata_only", "plots", "runs", "summary", "weights"],
+    submodules=["importance", "metadata_only", "plots", "runs", "shrinkage", "summary", "weights"],
     submod_attrs={
         "importance": ["drop_column_ablation", "grouped_permutation_importance"],
         "metadata_only": [
@@ -19,10 +19,11 @@ __getattr__, __dir__, __all__ = _lazy.attach(
             "note_figure", "plot_auroc_intervals", "plot_fig5", "plot_fig6", "plot_importance",
             "plot_per_class_auroc", "plot_raw_vs_standardised"
         ],
-        "summary": ["metadata_only_summary", "reading_summary", "weight_ratio_summary"],
         "runs": [
             "FusedData", "RunWeights", "find_runs", "load_fused_data", "load_run", "run_parameters"
         ],
+        "shrinkage": ["SETUPS", "shrinkage_conclusion", "shrinkage_table"],
+        "summary": ["metadata_only_summary", "reading_summary", "weight_ratio_summary"],
         "weights": [
             "IMAGE_PREFIX", "ClassifierWeights", "WeightBlocks", "block_summary", "feature_groups",
             "image_mask", "reading_comparison", "source_column", "split_blocks",

@@ -12,10 +12,10 @@ __getattr__, __dir__, __all__ = _lazy.attach(
     submodules=["cache", "montage", "morse", "plots"],
     submod_attrs={
         "cache": [
-            "BuildSummary", "ScalogramCache", "ScalogramFolderConflict", "record_dataset_dir",
+            "BuildSummary", "ScalogramCache", "ScalogramFolderConflict", "record_dataset_dir"
         ],
         "montage": [
-            "MontageParams", "LAYOUTS", "LEADS", "NORMALISATIONS", "colormap_lut", "lead_grid",
+            "LAYOUTS", "LEADS", "NORMALISATIONS", "MontageParams", "colormap_lut", "lead_grid",
             "mean_scalograms", "normalise_scalograms", "record_to_montage",
             "records_to_montage_indices", "records_to_montages", "scalograms_to_montage",
             "tile_boxes"
