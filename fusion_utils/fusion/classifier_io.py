@@ -57,8 +57,13 @@ def classifier_from_estimator(model: Any, feature_names: Sequence[str], classes:
     if unknown:
         raise ValueError(f"the model was fitted on class(es) {unknown} outside the class order "
                          f"{list(classes)}")
-    coef_ = np.asarray(model.coef_, dtype=np.float64)
-    intercept_ = np.asarray(model.intercept_, dtype=np.float64)
+    coef_ = np.atleast_2d(np.asarray(model.coef_, dtype=np.float64))
+    intercept_ = np.atleast_1d(np.asarray(model.intercept_, dtype=np.float64))
+    if len(fitted) == 2 and coef_.shape[0] == 1:
+        # a binary scikit-learn model keeps one row, the logit of classes_[1] against classes_[0]:
+        # as softmax rows that is 0 for classes_[0] and the stored row for classes_[1]
+        coef_ = np.vstack([np.zeros_like(coef_), coef_])
+        intercept_ = np.concatenate([np.zeros_like(intercept_), intercept_])
     coef = np.full((len(classes), coef_.shape[1]), np.nan)
     intercept = np.full(len(classes), np.nan)
     for k, c in enumerate(classes):
