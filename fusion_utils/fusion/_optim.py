@@ -273,6 +273,9 @@ def _lbfgs(fun: _Objective, pre: _Preconditioner, theta: np.ndarray, max_iter: i
     re-evaluated in float64 and the fit goes on in float64, keeping its L-BFGS pairs: the
     stopping test is only ever passed on a float64 gradient.
 
+    With ``pre.mode == "auto"`` the model starts diagonal and is replaced by the full one at
+    the first of ``_CHECK_AT`` where :func:`_slow` finds the progress too slow.
+
     Returns the parameters, final loss, final gradient norm (the stopping quantity), the number
     of iterations (epochs), the loss history and why it stopped (``"tol"``, ``"max_epochs"`` or
     ``"line_search"``: no decrease possible at the working precision).
