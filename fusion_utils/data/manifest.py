@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -24,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from fusion_utils.data import ham10000, ptbxl, splits
+from fusion_utils.errors import DataError, describe
 from fusion_utils.io import atomic_path
 from fusion_utils.paths import cache_dir, check_dataset
 
@@ -64,6 +66,10 @@ class ManifestReport:
         Labelled rows whose signal/image file is absent (skipped unless ``require_files=False``).
     missing_examples : list of str
         Up to five skipped record ids.
+    n_bad_leads : int
+        PTB-XL: records left out by ``bad_leads="drop"`` (missing samples or flat leads).
+    bad_lead_examples : list of str
+        Up to five of them, each ``"<ecg_id>: <what is wrong>"``.
     n_subsampled_out : int
         Rows dropped by ``max_records``.
     n_records : int
@@ -80,6 +86,8 @@ class ManifestReport:
     n_unlabelled: int = 0
     n_missing_files: int = 0
     missing_examples: list[str] = field(default_factory=list)
+    n_bad_leads: int = 0
+    bad_lead_examples: list[str] = field(default_factory=list)
     n_subsampled_out: int = 0
     n_records: int = 0
     class_counts: dict[str, int] = field(default_factory=dict)
@@ -98,6 +106,8 @@ class ManifestReport:
             f"  without a single label:   {self.n_unlabelled}",
             f"  skipped, file missing:    {self.n_missing_files}"
             + (f" (e.g. {', '.join(self.missing_examples)})" if self.missing_examples else ""),
+            f"  dropped, bad leads:       {self.n_bad_leads}"
+            + (f" (e.g. {'; '.join(self.bad_lead_examples)})" if self.bad_lead_examples else ""),
             f"  dropped by max_records:   {self.n_subsampled_out}",
             f"  records in the manifest:  {self.n_records}",
             "  classes: " + ", ".join(f"{k} {v}" for k, v in self.class_counts.items()),
@@ -211,6 +221,7 @@ def build_manifest(
     fractions: Sequence[float] = (0.7, 0.15, 0.15),
     require_files: bool = True,
     image_dir: str | os.PathLike[str] | None = None,
+    bad_leads: str = "drop",
 ) -> tuple[pd.DataFrame, ManifestReport]:
     """Build a cohort's manifest: labels, file paths, groups, splits and metadata.
 
@@ -243,6 +254,13 @@ def build_manifest(
         :func:`fusion_utils.data.ham10000.find_images`). ``df.attrs`` records it as
         ``image_dir`` and the images' size as ``image_resolution`` ([width, height]).
         Ignored for PTB-XL.
+    bad_leads : {"drop", "interpolate", "error"}
+        PTB-XL, with ``require_files``: every signal is read once and a record with missing
+        samples (WFDB's missing value) or a flat lead is left out and counted (``"drop"``, with a
+        warning naming the records), kept for the scalogram stage to interpolate
+        (``"interpolate"``; pass the same policy to ``ScalogramCache``), or refused
+        (``"error"``, a :class:`~fusion_utils.errors.DataError` naming the first record). See
+        :func:`fusion_utils.data.ptbxl.apply_bad_leads`. Ignored for HAM10000.
 
     Returns
     -------
@@ -274,6 +292,8 @@ def build_manifest(
         report.n_missing_files = len(missing)
         report.missing_examples = missing.head(5).tolist()
         rows = rows[rows["has_file"]]
+    if dataset == "ptbxl" and require_files and len(rows):
+        rows = _apply_bad_leads(rows, sampling_rate, bad_leads, report)
     if len(rows) == 0:
         raise ValueError(f"no {dataset} record in {data_dir} has its file "
                          f"({report.n_missing_files} skipped as missing); check data_dir")
@@ -318,6 +338,33 @@ def build_manifest(
         report=report.to_dict(),
     )
     return df, report
+
+
+def _apply_bad_leads(rows: pd.DataFrame, sampling_rate: int, policy: str,
+                     report: ManifestReport) -> pd.DataFrame:
+    """Read each PTB-XL signal once and apply the ``bad_leads`` policy to the whole cohort."""
+    if policy not in ptbxl.BAD_LEADS_POLICIES:
+        raise ValueError(f"bad_leads={policy!r}: choose one of "
+                         f"{', '.join(ptbxl.BAD_LEADS_POLICIES)}")
+    if policy == "interpolate":
+        return rows
+    bad: list[tuple[str, str]] = []
+    for record_id, path in zip(rows["record_id"], rows["path"], strict=True):
+        signal = ptbxl.load_signal(path, sampling_rate)
+        text = ptbxl.describe_lead_problems(ptbxl.lead_problems(signal), signal.shape[1])
+        if text:
+            if policy == "error":
+                raise DataError(describe(path, text, "pass bad_leads='drop' or 'interpolate', "
+                                                     "or repair the record"))
+            bad.append((str(record_id), text))
+    if not bad:
+        return rows
+    report.n_bad_leads = len(bad)
+    report.bad_lead_examples = [f"{rid}: {text}" for rid, text in bad[:5]]
+    warnings.warn(f"{len(bad)} PTB-XL record(s) left out for missing samples or flat leads "
+                  f"(bad_leads='drop'), e.g. {'; '.join(report.bad_lead_examples)}",
+                  stacklevel=3)
+    return rows[~rows["record_id"].astype(str).isin({rid for rid, _ in bad})]
 
 
 def metadata_columns(df: pd.DataFrame) -> list[str]:

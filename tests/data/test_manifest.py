@@ -219,3 +219,34 @@ def test_manifest_for_folder_prefers_chapter_01s_manifest_of_the_same_folder(
     save_manifest(ham, tmp_path / "ham.parquet")
     with pytest.raises(ValueError, match="ham10000 manifest; expected ptbxl"):
         manifest_for_folder("ptbxl", folder, tmp_path / "ham.parquet")
+
+
+def test_ptbxl_records_with_bad_leads_are_left_out_counted_and_named(demo_cohort: Path,
+                                                                      tmp_path: Path) -> None:
+    import shutil
+    import warnings
+
+    from fusion_utils.errors import DataError
+    from tests.data.test_bad_input import write_record
+
+    folder = shutil.copytree(demo_cohort / "ptbxl", tmp_path / "ptbxl")
+    clean, clean_report = manifest.build_manifest("ptbxl", folder)
+    assert clean_report.n_bad_leads == 0
+    victim = clean["record_id"].iloc[0]
+    base = Path(clean.loc[clean["record_id"] == victim, "path"].item())
+    write_record(base.parent, base.name, missing={6: slice(100, 200)})  # V1 partly missing
+    with pytest.warns(UserWarning, match=rf"1 PTB-XL record\(s\) left out .* {victim}: missing "
+                                         r"samples in V1"):
+        df, report = manifest.build_manifest("ptbxl", folder)
+    assert report.n_bad_leads == 1 and report.bad_lead_examples == [f"{victim}: missing samples "
+                                                                    "in V1"]
+    assert victim not in set(df["record_id"]) and len(df) == len(clean) - 1
+    assert "dropped, bad leads:       1" in str(report)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # interpolate keeps the record, silently here
+        kept, _ = manifest.build_manifest("ptbxl", folder, bad_leads="interpolate")
+    assert victim in set(kept["record_id"])
+    with pytest.raises(DataError, match=rf"{base.name}.*missing samples in V1"):
+        manifest.build_manifest("ptbxl", folder, bad_leads="error")
+    with pytest.raises(ValueError, match="bad_leads='skip'"):
+        manifest.build_manifest("ptbxl", folder, bad_leads="skip")
