@@ -248,10 +248,13 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
     preconditioner : {"auto", "full", "diagonal"}
         Hessian model of ``"lbfgs"``. ``"full"``: the full-matrix model from the start.
         ``"diagonal"``: its diagonal only (one pass over ``X`` to build). ``"auto"``
-        (default): start with the diagonal and build the full model only when the gradient
-        norm, at the rate seen after 10, 20, 40, ... iterations, would need more than three
-        times the iterations already run to reach ``tol`` (a well-conditioned problem never
-        pays for the full model; a badly scaled one pays for it after 10 iterations).
+        (default): the full model from the start when it is cheap to build (``n * d**2`` below
+        about 2e10, e.g. the paper's 1,280-feature networks on up to ~10,000 training samples,
+        where it is built in about a second); otherwise start with the diagonal and build the
+        full model only when the gradient norm, at the rate seen after 10, 20, 40, ...
+        iterations, would need more than three times the iterations already run to reach
+        ``tol`` (a large well-conditioned problem never pays for the full model). On real
+        PTB-XL fused features (1,073 x 1,284) the diagonal start took 12x longer than "full".
     dtype : numpy dtype
         Storage and matrix-product precision of ``X`` (``np.float64`` or ``np.float32``); the loss,
         gradient accumulation and optimiser state are always float64.
@@ -370,6 +373,8 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
         problem = _optim._Objective(
             X, Y, l2, mu, mixed_precision=bool(self.mixed_precision) and self.solver == "lbfgs")
         mode = "full" if self.solver == "gd" else self.preconditioner
+        if mode == "auto" and _optim._full_model_is_cheap(n, d):
+            mode = "full"  # building it costs less than a few loss evaluations: never gamble
         pre = _optim._Preconditioner(X, mu, l2, k, mode=mode)
         theta0 = np.zeros(k * (d + 1))
         run = _optim._lbfgs if self.solver == "lbfgs" else _optim._gd

@@ -217,9 +217,17 @@ def test_preconditioner_inverts_the_weighted_covariance_model():
 
 
 @pytest.mark.parametrize("l2", [1e-3, 1e-4])
-def test_ill_conditioned_same_optimum_as_sklearn_in_few_epochs(l2):
+def test_ill_conditioned_same_optimum_as_sklearn_in_few_epochs(l2, monkeypatch):
+    import fusion_utils.fusion._optim as optim
+
     X, y = _ill_conditioned()
+    # a small problem builds the full model at once under "auto" ...
+    cheap = SoftmaxClassifier(l2=l2).fit(X, y)
+    assert cheap.full_preconditioner_from_ == 0 and cheap.converged_
+    # ... a large one (here: any) starts diagonal and judges its progress
+    monkeypatch.setattr(optim, "_CHEAP_FULL_MODEL", 0.0)
     ours = SoftmaxClassifier(l2=l2).fit(X, y)
+    np.testing.assert_allclose(ours.predict_proba(X), cheap.predict_proba(X), atol=1e-6)
     # the optimum does not depend on centring X (the intercept absorbs it): sklearn on centred X
     # converges reliably; its intercept is then b + W mu
     mu = X.mean(axis=0)
@@ -337,3 +345,14 @@ def test_numpy_blas_runs_single_threaded_in_the_optimiser(monkeypatch):
         SoftmaxClassifier(l2=1e-3).fit(X, y)
         after = sm._blas_thread_count()
     assert seen == {"inside": 1, "syrk": outer} and after == outer
+
+
+def test_auto_builds_the_full_model_at_once_only_when_it_is_cheap():
+    from fusion_utils.fusion._optim import _CHEAP_FULL_MODEL, _full_model_is_cheap
+
+    assert _full_model_is_cheap(1073, 1284)  # real PTB-XL fused features
+    assert _full_model_is_cheap(7011, 1283)  # real HAM10000 fused features
+    assert not _full_model_is_cheap(15000, 4106)  # the paper's 4096-d networks at PTB-XL scale
+    d = 1000
+    assert _full_model_is_cheap(int(_CHEAP_FULL_MODEL / (d + 1) ** 2), d)
+    assert not _full_model_is_cheap(int(_CHEAP_FULL_MODEL / (d + 1) ** 2) + 1, d)
