@@ -14,7 +14,7 @@ from fusion_utils.notebook_runner import execute_notebook, notebook_parameters
 NOTEBOOK = "01_data_preparation"
 PARAMETERS = {"dataset": "str", "data_dir": "str", "sampling_rate": "int", "split_scheme": "str",
               "seed": "int", "max_records": "int", "metadata_columns": "str",
-              "manifest_path": "str"}
+              "manifest_path": "str", "image_dir": "str"}
 
 
 def _outputs(path: Path) -> str:

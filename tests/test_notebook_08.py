@@ -30,7 +30,8 @@ def _outputs(nb: nbformat.NotebookNode) -> tuple[str, list[str], int]:
 
 def test_parameters_are_documented() -> None:
     params = notebook_parameters("08_results")
-    assert list(params) == ["results_path", "runs_dir", "paper_runs_dir", "dataset", "tol"]
+    assert list(params) == ["results_path", "runs_dir", "paper_runs_dir", "dataset", "tol",
+                            "resolution_data_dir", "resolution_run_dir"]
     assert all(p["help"] for p in params.values())
 
 
