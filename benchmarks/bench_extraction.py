@@ -12,7 +12,8 @@ The printed fraction says how close the convolutions come to the machine's best 
 product. The matrix products are timed between the network's batches and both figures are the
 best of ``--repeats``, so that other work on the machine slows both alike. The network is
 prepared as :func:`fusion_utils.features.extraction.extract_features` prepares it (BatchNorm folded,
-channels-last). ``--pipeline`` also times :func:`fusion_utils.features.extraction.extract_features` end to end
+channels-last). ``--pipeline`` also times
+:func:`fusion_utils.features.extraction.extract_features` end to end
 (JPEG decoding, resizing, normalisation included) on real HAM10000 images (``--image-dir``,
 default the 200x150 copies; ``--pipeline-images`` of them) and, in the same run and on the same
 batches' shapes, the network's forward-only rate; their ratio is the pipeline's efficiency (the

@@ -1,4 +1,5 @@
-"""Fit time of SoftmaxClassifier vs scikit-learn's LogisticRegression (lbfgs), three kinds of problem.
+"""Fit time of SoftmaxClassifier vs scikit-learn's LogisticRegression (lbfgs), three kinds of
+problem.
 
 Cases, all in one run (each: same data, same penalty ``l2 = 1/n``, i.e. scikit-learn's default
 ``C = 1``, same tolerance 1e-6, same budget of 2000 iterations, float64, BLAS of NumPy and torch

@@ -3,9 +3,9 @@
 ``make book`` runs ``python -m fusion_book.build``. The plan is data (:data:`CHAPTERS`):
 each chapter notebook is executed with papermill, once per dataset where it serves both, into
 ``book/executed/`` (git-ignored), which ``_toc.yml`` lists. Features, fusion and evaluation come
-from the book grid (``experiments/book.yaml``) run by :mod:`fusion_utils.experiments.runner`; one configuration
-per dataset is shown as the chapter. The build is fresh (``_build`` removed) and strict
-(``-W -n --keep-going``): a failing cell or any Sphinx warning fails the command.
+from the book grid (``experiments/book.yaml``) run by :mod:`fusion_utils.experiments.runner`; one
+configuration per dataset is shown as the chapter. The build is fresh (``_build`` removed) and
+strict (``-W -n --keep-going``): a failing cell or any Sphinx warning fails the command.
 
 Editions (:mod:`fusion_book.edition`): one per build. When the real PTB-XL/HAM10000 data are
 present (``paths.shared_data_dir()``, or ``FUSION_REAL_DATA`` pointing at a folder with

@@ -119,7 +119,8 @@ _PAGE_PROBE = r"""
   })));
   for (const img of imgs) {
     if (!(img.complete && img.naturalWidth > 0)) {
-      out.broken_images.push(img.getAttribute('src') || img.currentSrc || img.outerHTML.slice(0, 120));
+      out.broken_images.push(
+        img.getAttribute('src') || img.currentSrc || img.outerHTML.slice(0, 120));
     }
   }
   const snippet = (el) => (el.textContent || '').trim().replace(/\s+/g, ' ').slice(0, 80);
@@ -134,7 +135,9 @@ _PAGE_PROBE = r"""
   // MathJax's `noundefined` extension shows an unknown macro as red text instead of an error;
   // its assistive MathML keeps the macro's name.
   for (const el of document.querySelectorAll('mjx-assistive-mml mtext[mathcolor="red"]')) {
-    if ((el.textContent || '').startsWith('\\')) out.math_errors.push('undefined macro ' + el.textContent);
+    if ((el.textContent || '').startsWith('\\')) {
+      out.math_errors.push('undefined macro ' + el.textContent);
+    }
   }
   const skip = new Set(['SCRIPT', 'STYLE', 'NOSCRIPT', 'TEXTAREA', 'PRE', 'CODE', 'KBD', 'SAMP',
                         'MJX-CONTAINER', 'TEMPLATE']);
@@ -485,7 +488,8 @@ def _problems_from_events(events: list[dict[str, Any]], base: str) -> list[Probl
         elif method == "Runtime.exceptionThrown":
             det = params["exceptionDetails"]
             text = det.get("exception", {}).get("description") or det.get("text", "")
-            where = f" ({short(det['url'])}:{det.get('lineNumber', 0) + 1})" if det.get("url") else ""
+            where = (f" ({short(det['url'])}:{det.get('lineNumber', 0) + 1})"
+                     if det.get("url") else "")
             problems.append(Problem("js-error", text.splitlines()[0] + where if text else where))
         elif method == "Runtime.consoleAPICalled" and params.get("type") == "error":
             text = " ".join(str(a.get("value", a.get("description", ""))) for a in params["args"])
@@ -493,8 +497,10 @@ def _problems_from_events(events: list[dict[str, Any]], base: str) -> list[Probl
         elif method == "Log.entryAdded":
             entry = params["entry"]
             # Network errors are reported above with their URL; here the rest (security, ...).
-            if entry.get("level") == "error" and entry.get("source") not in ("network", "javascript"):
-                problems.append(Problem("console-error", f"[{entry.get('source')}] {entry['text']}"))
+            if (entry.get("level") == "error"
+                    and entry.get("source") not in ("network", "javascript")):
+                problems.append(
+                    Problem("console-error", f"[{entry.get('source')}] {entry['text']}"))
     return problems
 
 

@@ -17,7 +17,8 @@ executed notebook is kept beside the output.
 
 The equivalent raw pipe, for people who prefer the tools themselves::
 
-    jupytext --to ipynb -o - notebooks/04_fusion.py | papermill - out.ipynb -k python3 -p encoding standardised
+    jupytext --to ipynb -o - notebooks/04_fusion.py \\
+        | papermill - out.ipynb -k python3 -p encoding standardised
 """
 
 from __future__ import annotations

@@ -70,7 +70,8 @@ def _normalise(line: str) -> str | None:
     line = line.split(" # ")[0].strip().removeprefix("$ ")
     line = re.sub(r"^(?:[A-Z_]+=\S+\s+)+", "", line)  # VAR=value make book
     line = re.sub(r"(?:^|(?<=\| ))\.venv/bin/", "", line)
-    return line if line.startswith(_STARTS) or line.startswith(("jupytext", "fusion-book")) else None
+    return (line if line.startswith(_STARTS) or line.startswith(("jupytext", "fusion-book"))
+            else None)
 
 
 def _split_fences(text: str) -> tuple[list[str], str]:

@@ -44,7 +44,8 @@ class NotebookExecutionError(RuntimeError):
 
 
 def notebook_path(name: str | os.PathLike[str]) -> Path:
-    """Resolve a notebook by path or by stem (``"01_data_preparation"`` -> ``notebooks/01_...py``)."""
+    """Resolve a notebook by path or by stem (``"01_data_preparation"`` ->
+    ``notebooks/01_...py``)."""
     path = Path(name)
     if path.is_file():
         return path.resolve()

@@ -4,22 +4,22 @@ A run folder holds one configuration's outputs (ARCHITECTURE.md, "Classifier out
 runs"). :class:`RunFolder` knows the path of every file, which chapter writes it, and reads and
 writes each one with its format checked:
 
-============================ ========================= ======================================
-file                         written by                content
-============================ ========================= ======================================
-``run.json``                 every stage               parameters that produced the run
-``features.npz``             notebook 03               :class:`~fusion_utils.features.extraction.FeatureSet`
-``feature_timings.json``     notebook 03               extraction timings
-``predictions.parquet``      notebook 04               ``record_id, split, label, model, prob.*``
-``classifier_image.npz``     notebook 04               :mod:`fusion_utils.fusion.classifier_io`
-``classifier_fused.npz``     notebook 04               idem
-``timings.json``             notebook 04               extraction and classifier fit times
-``metrics.parquet``          notebook 05               ``metric, class, model, value``
-``significance.parquet``     notebook 05               DeLong test per class
-``bootstrap_ci.parquet``     notebook 05               bootstrap confidence intervals
-``results.parquet``          the grid runner           one run's tidy results
-``status.json``              the grid runner           ``state`` (written last when done)
-============================ ========================= ======================================
+======================== ================ ======================================
+file                     written by       content
+======================== ================ ======================================
+``run.json``             every stage      parameters that produced the run
+``features.npz``         notebook 03      :class:`~fusion_utils.features.extraction.FeatureSet`
+``feature_timings.json`` notebook 03      extraction timings
+``predictions.parquet``  notebook 04      ``record_id, split, label, model, prob.*``
+``classifier_image.npz`` notebook 04      :mod:`fusion_utils.fusion.classifier_io`
+``classifier_fused.npz`` notebook 04      idem
+``timings.json``         notebook 04      extraction and classifier fit times
+``metrics.parquet``      notebook 05      ``metric, class, model, value``
+``significance.parquet`` notebook 05      DeLong test per class
+``bootstrap_ci.parquet`` notebook 05      bootstrap confidence intervals
+``results.parquet``      the grid runner  one run's tidy results
+``status.json``          the grid runner  ``state`` (written last when done)
+======================== ================ ======================================
 
 Every write is atomic (:mod:`fusion_utils.io`). Every read raises ``FileNotFoundError`` naming
 the run folder, the file and the chapter that writes it when the file is missing, and
@@ -360,13 +360,15 @@ class RunFolder:
     # ---------------------------------------------------------------- chapter 04
 
     def write_classifier(self, model: str, weights: ClassifierWeights) -> Path:
-        """``classifier_<model>.npz`` through :func:`fusion_utils.fusion.classifier_io.save_classifier`."""
+        """``classifier_<model>.npz`` through
+        :func:`fusion_utils.fusion.classifier_io.save_classifier`."""
         from fusion_utils.fusion.classifier_io import save_classifier
 
         return save_classifier(self.classifier_path(model), weights)
 
     def read_classifier(self, model: str) -> ClassifierWeights:
-        """``classifier_<model>.npz`` through :func:`fusion_utils.fusion.classifier_io.load_classifier`."""
+        """``classifier_<model>.npz`` through
+        :func:`fusion_utils.fusion.classifier_io.load_classifier`."""
         from fusion_utils.fusion.classifier_io import load_classifier
 
         return load_classifier(self.classifier_path(model))

@@ -36,14 +36,16 @@
 
 # %% tags=["parameters"]
 dataset: str = "ptbxl"  # which cohort: "ptbxl" or "ham10000"
-data_dir: str = ""  # dataset folder in its published layout; empty: the demo cohort (data/demo/<dataset>)
+data_dir: str = ""  # dataset folder (published layout); empty: demo cohort (data/demo/<dataset>)
 sampling_rate: int = 100  # PTB-XL records at 100 or 500 Hz (ignored for HAM10000)
-split_scheme: str = "stratified"  # "stratified" (70/15/15 per class, the paper), "strat_fold" (PTB-XL folds), "group" (patient/lesion-aware)
+# split_scheme: "stratified" (70/15/15 per class, the paper), "strat_fold" (PTB-XL folds) or
+# "group" (patient/lesion-aware)
+split_scheme: str = "stratified"  # "stratified" (the paper), "strat_fold" or "group"
 seed: int = 0  # random seed of the split and of the max_records subsample
 max_records: int = 0  # keep at most this many records, drawn per class; 0: keep all
-metadata_columns: str = "patient"  # "patient", "all", or comma-separated column names (e.g. "age,sex,device")
-manifest_path: str = ""  # where to write the manifest (parquet); empty: cache/manifests/<dataset>.parquet
-image_dir: str = ""  # HAM10000 image folder inside data_dir, e.g. "images_200x150"; empty: the published folders
+metadata_columns: str = "patient"  # "patient", "all", or comma-separated names ("age,sex,device")
+manifest_path: str = ""  # manifest to write (parquet); empty: cache/manifests/<dataset>.parquet
+image_dir: str = ""  # HAM10000 image folder in data_dir ("images_200x150"); empty: published ones
 
 # %%
 # %matplotlib inline

@@ -33,16 +33,22 @@
 # is a choice made explicit here), `max_records`, `real_record` and `cache_dir`.
 
 # %% tags=["parameters"]
-data_dir: str = ""  # PTB-XL folder in its published layout; empty: the demo cohort (data/demo/ptbxl)
-manifest_path: str = ""  # manifest of chapter 01; empty: cache/manifests/ptbxl.parquet if built from data_dir, else the records listed in the table
-wavelet: str = "morse"  # "morse" (the paper: gamma 3, time-bandwidth 60) or a PyWavelets wavelet such as "cmor1.5-1.0" or "mexh"
+data_dir: str = ""  # PTB-XL folder in its published layout; empty: demo cohort (data/demo/ptbxl)
+# manifest_path: manifest of chapter 01; empty: cache/manifests/ptbxl.parquet if built from
+# data_dir, else the records listed in the table
+manifest_path: str = ""  # manifest of chapter 01; empty: see above
+# wavelet: "morse" (the paper: gamma 3, time-bandwidth 60) or a PyWavelets wavelet such as
+# "cmor1.5-1.0" or "mexh"
+wavelet: str = "morse"  # "morse" (the paper) or a PyWavelets wavelet ("cmor1.5-1.0", "mexh")
 voices_per_octave: int = 10  # scales per octave (the paper: 10)
 layout: str = "3x4"  # montage grid: "3x4" (MATLAB's montage order), "4x3", "6x2", "3x4-clinical"
-normalisation: str = "per_lead"  # intensity: "per_lead" (MATLAB's ECG example), "per_record" or "log"
+normalisation: str = "per_lead"  # "per_lead" (MATLAB's ECG example), "per_record" or "log"
 colormap: str = "jet"  # "jet" (MATLAB's jet(128)) or a matplotlib colormap name such as "viridis"
 image_size: int = 224  # montage side in pixels (224 for most backbones, 299 for Inception)
 max_records: int = 0  # records for the class averages and the cache build, drawn per class; 0: all
-real_record: str = ""  # WFDB base path of a real record shown beside a demo one; empty: record 00001 of ../shared/data/ptbxl if present; "none": skip
+# real_record: WFDB base path of a real record shown beside a demo one; empty: record 00001 of
+# ../shared/data/ptbxl if present; "none": skip
+real_record: str = ""  # real record shown beside a demo one; empty: see above; "none": skip
 cache_dir: str = ""  # root of the montage cache; empty: cache/scalograms
 
 # %%
@@ -70,7 +76,8 @@ sns.set_theme(style="whitegrid", context="notebook")
 folder = resolve_data_dir("ptbxl", data_dir)
 is_demo = not str(data_dir).strip()
 if not folder.is_dir():
-    hint = ("generate the demo cohort first: `make demo` or `python -m fusion_utils.data.demo data/demo`"
+    hint = ("generate the demo cohort first: `make demo` or "
+            "`python -m fusion_utils.data.demo data/demo`"
             if folder == default_data_dir("ptbxl") else "check the data_dir parameter")
     raise FileNotFoundError(f"PTB-XL folder not found: {folder}; {hint}")
 
@@ -121,7 +128,8 @@ print(params)
 # %%
 n_samples = round(10 * fs)  # PTB-XL records last 10 s
 w = scalogram.morse_wavelet(params.gamma, params.time_bandwidth)
-scales = scalogram.morse_scales(n_samples, params.gamma, params.time_bandwidth, params.voices_per_octave)
+scales = scalogram.morse_scales(n_samples, params.gamma, params.time_bandwidth,
+                                params.voices_per_octave)
 freqs = scalogram.morse_frequencies(n_samples, fs, params.gamma, params.time_bandwidth,
                                     params.voices_per_octave)
 constants = pd.DataFrame({
@@ -268,7 +276,8 @@ print(again)
 print(json.dumps(json.loads((cache.folder / "params.json").read_text()), indent=1)[:600])
 first = cache.path_for(df["path"].iloc[0])
 print("example file:", first.relative_to(cache.root), f"({first.stat().st_size / 1e3:.0f} kB)")
-np.testing.assert_array_equal(cache.get(example["path"]), montage.scalograms_to_montage(mag, params))
+np.testing.assert_array_equal(cache.get(example["path"]),
+                              montage.scalograms_to_montage(mag, params))
 
 # %% [markdown]
 # The first build computed every missing image; the second found them all and computed

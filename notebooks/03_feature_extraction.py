@@ -37,16 +37,22 @@
 # %% tags=["parameters"]
 dataset: str = "ham10000"  # which cohort: "ptbxl" or "ham10000"
 data_dir: str = ""  # dataset folder; empty: the demo cohort (used only to build a missing manifest)
-manifest_path: str = ""  # cohort manifest (parquet, notebook 01); empty: cache/manifests/<dataset>.parquet
+manifest_path: str = ""  # manifest (parquet, notebook 01); empty: cache/manifests/<dataset>.parquet
 run_dir: str = ""  # folder receiving features.npz; empty: runs/single/<dataset>
-backbone: str = "efficientnet_lite0"  # CNN: efficientnet_lite0, alexnet, vgg16, vgg19, resnet50, densenet201, googlenet, mobilenet_v2, inception_resnet_v2
+# backbone: efficientnet_lite0, alexnet, vgg16, vgg19, resnet50, densenet201, googlenet,
+# mobilenet_v2, inception_resnet_v2
+backbone: str = "efficientnet_lite0"  # CNN (one of the names above)
 weights: str = "imagenet"  # "imagenet", "random", or the path of a saved state dict
 mode: str = "bn"  # "bn" (bottleneck: ImageNet weights as they are) or "ft" (fine-tuned first)
 augment: bool = False  # the paper's augmentation (shifts, reflections, rotations)
-augment_splits: str = "train+test"  # with augment: "train+test" (the paper; validation too) or "train" (training split only)
+# augment_splits: with augment, "train+test" (the paper; validation too) or "train" (training
+# split only)
+augment_splits: str = "train+test"  # with augment: "train+test" (the paper) or "train"
 epochs: int = 2  # fine-tuning epochs (mode "ft" only)
 batch_size: int = 0  # fine-tuning mini-batch; 0: the paper's (128 HAM10000, 64 PTB-XL)
-output_network: str = "last-iteration"  # fine-tuned network kept: "last-iteration" (MATLAB R2021a, the paper's) or "best-validation-loss" (R2021b's option)
+# output_network: fine-tuned network kept, "last-iteration" (MATLAB R2021a, the paper's) or
+# "best-validation-loss" (R2021b's option)
+output_network: str = "last-iteration"  # "last-iteration" or "best-validation-loss"
 device: str = "auto"  # "auto", "cpu" or "cuda"
 precision: str = "float32"  # "float32" or "bf16" (bfloat16 arithmetic, float32 features)
 max_images: int = 0  # use at most this many records, drawn per split and class; 0: all
@@ -68,8 +74,11 @@ from fusion_utils.features import extraction as features
 from fusion_utils.features.augment import AugmentParams
 from fusion_utils.features.datasets import ManifestImageDataset
 from fusion_utils.features.finetune import PAPER_BATCH_SIZE
-from fusion_utils.features.plots import (plot_augmented_views, plot_feature_pca,
-                                         plot_finetune_history)
+from fusion_utils.features.plots import (
+    plot_augmented_views,
+    plot_feature_pca,
+    plot_finetune_history,
+)
 from fusion_utils.paths import check_dataset, resolve_data_dir
 from fusion_utils.run_folder import RunFolder
 

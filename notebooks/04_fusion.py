@@ -42,8 +42,6 @@ seed: int = 0  # random seed (the fit itself is deterministic)
 
 # %%
 # %matplotlib inline
-import warnings
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -109,9 +107,9 @@ scales.groupby("block")["std on train"].describe()[["count", "mean", "min", "max
 #
 # Both classifiers minimise the mean cross-entropy (plus `l2`/2 times the squared weights) with
 # L-BFGS on a preconditioned copy of the problem (same optimum, far fewer epochs than plain
-# gradient descent on badly scaled inputs; see `fusion_utils.fusion.softmax`). An epoch is one pass over
-# the whole training set. Training stops after `max_epochs` epochs or when the Euclidean norm of
-# the gradient of the mean objective drops below `tol`.
+# gradient descent on badly scaled inputs; see `fusion_utils.fusion.softmax`). An epoch is one
+# pass over the whole training set. Training stops after `max_epochs` epochs or when the Euclidean
+# norm of the gradient of the mean objective drops below `tol`.
 
 # %%
 fit = pd.DataFrame(result["fit"]).T

@@ -40,7 +40,6 @@ config_label: str = ""  # name of this configuration in the figures; empty: the 
 import warnings
 
 import matplotlib.pyplot as plt
-import numpy as np
 import pandas as pd
 from IPython.display import Markdown, display
 from myst_nb import glue

@@ -34,8 +34,10 @@
 # %% tags=["parameters"]
 dataset: str = "ptbxl"  # which cohort: ptbxl or ham10000
 run_dirs: str = ""  # comma-separated run folders; empty: every run under runs/book for this dataset
-main_run: str = ""  # run for Fig. 5 and the in-depth analysis (folder or its name); empty: the FT run with augmentation, else the first
-manifest_path: str = ""  # manifest the runs were built from; empty: cache/manifests/<dataset>.parquet
+# main_run: run for Fig. 5 and the in-depth analysis (folder or its name); empty: the FT run
+# with augmentation, else the first
+main_run: str = ""  # run for Fig. 5 and the in-depth analysis; empty: see above
+manifest_path: str = ""  # manifest of the runs; empty: cache/manifests/<dataset>.parquet
 n_repeats: int = 10  # permutations per column for the permutation importance
 n_bootstrap: int = 200  # bootstrap resamples of the test split for the ablation intervals
 seed: int = 0  # seed of the permutations and of the bootstrap
@@ -74,8 +76,8 @@ else:
 if not runs:
     raise FileNotFoundError(
         f"no {dataset} run folder with classifier_fused.npz under {runs_dir('book')}: run the book "
-        "grid (python -m fusion_utils.experiments run experiments/book.yaml) or notebooks 03-04, or "
-        "pass run_dirs")
+        "grid (python -m fusion_utils.experiments run experiments/book.yaml) or notebooks 03-04, "
+        "or pass run_dirs")
 loaded = [interpret.load_run(r) for r in runs]
 labels = [r.label for r in loaded]
 if len(set(labels)) < len(labels):  # two runs with the same description: add the folder name
@@ -202,7 +204,8 @@ if len(loaded) > 1 and same_inputs:
     for std in (False, True):
         mats = np.array([_pattern(r, std) for r in loaded])
         c = np.corrcoef(mats)
-        corr["standardised" if std else "raw"] = float(np.nanmean(c[np.triu_indices(len(loaded), 1)]))
+        corr["standardised" if std else "raw"] = float(
+            np.nanmean(c[np.triu_indices(len(loaded), 1)]))
     display(pd.Series(corr, name="mean pairwise correlation between runs").to_frame())
 else:
     print("needs at least two runs with the same metadata inputs")
@@ -292,8 +295,9 @@ if data is not None:
           f"(encoding {data.encoding!r}); largest difference from the stored predictions: "
           f"{data.max_abs_diff:.1e}")
     groups = interpret.feature_groups(data.feature_names, data.metadata_columns)
-    groups_all = {"image features (all)": list(np.flatnonzero(interpret.image_mask(data.feature_names))),
-                  **groups}
+    groups_all = {
+        "image features (all)": list(np.flatnonzero(interpret.image_mask(data.feature_names))),
+        **groups}
     test, train = data.split == "test", data.split == "train"
     perm = interpret.grouped_permutation_importance(
         main.fused, data.X[test], data.labels[test], groups_all, classes=main.fused.classes,
@@ -319,8 +323,8 @@ plt.close(fig)
 #
 # Left, the drop in test macro AUROC when a column (or the whole image block) is shuffled, mean
 # and standard deviation over the permutations; right, the macro AUROC lost when the classifier
-# is refitted without it, with a 95% paired (stratified) bootstrap interval; {glue:text}`data_label`.
-# Bars near zero: the input does not matter to the test predictions.
+# is refitted without it, with a 95% paired (stratified) bootstrap interval;
+# {glue:text}`data_label`. Bars near zero: the input does not matter to the test predictions.
 # ```
 #
 # ## Where the readings agree and where they differ

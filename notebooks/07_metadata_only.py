@@ -40,12 +40,16 @@
 
 # %% tags=["parameters"]
 dataset: str = "ptbxl"  # which cohort: "ptbxl" or "ham10000"
-data_dir: str = ""  # dataset folder (real tables, e.g. ../shared/data/ptbxl); empty: the demo cohort
-split_scheme: str = "group"  # "group" (patient/lesion kept in one split), "stratified" (the paper), "strat_fold" (PTB-XL)
+data_dir: str = ""  # dataset folder (real tables, e.g. ../shared/data/ptbxl); empty: demo cohort
+# split_scheme: "group" (patient/lesion kept in one split), "stratified" (the paper),
+# "strat_fold" (PTB-XL)
+split_scheme: str = "group"  # "group" (patient-aware), "stratified" (paper), "strat_fold"
 n_bootstrap: int = 200  # bootstrap resamples of the test split for the confidence intervals
 seed: int = 0  # seed of the split and of the bootstrap
-column_sets: str = ""  # metadata sets to compare, written name:col,col with sets separated by semicolons; empty: the default sets
-encodings: str = "paper,onehot"  # MetadataEncoder encodings to compare: "paper", "onehot", "standardised"
+# column_sets: metadata sets to compare, written name:col,col with sets separated by
+# semicolons; empty: the default sets
+column_sets: str = ""  # metadata sets to compare (name:col,col;...); empty: the default sets
+encodings: str = "paper,onehot"  # MetadataEncoder encodings: "paper", "onehot", "standardised"
 n_repeats: int = 5  # permutations per column for the permutation importance
 results_path: str = ""  # optional parquet file for the macro-AUROC table; empty: not written
 
@@ -73,7 +77,8 @@ pd.set_option("display.precision", 3)
 
 dataset = check_dataset(dataset)
 folder = require_data_dir(dataset, data_dir)
-is_demo = folder == default_data_dir(dataset).resolve() or (folder.parent / "demo_cohort.json").is_file()
+is_demo = (folder == default_data_dir(dataset).resolve()
+           or (folder.parent / "demo_cohort.json").is_file())
 SOURCE = (f"the synthetic demo cohort (`{folder}`)" if is_demo
           else f"the real {'PTB-XL' if dataset == 'ptbxl' else 'HAM10000'} table (`{folder}`)")
 sets = interpret.parse_column_sets(column_sets, dataset)
@@ -189,13 +194,16 @@ auroc["dataset"] = dataset
 auroc["n_records"] = len(df)
 auroc["n_test"] = len(y_test)
 auroc["text"] = [f"{a:.3f} [{lo:.3f}, {hi:.3f}]"
-                 for a, lo, hi in zip(auroc["auroc"], auroc["ci_low"], auroc["ci_high"], strict=True)]
+                 for a, lo, hi in zip(auroc["auroc"], auroc["ci_low"], auroc["ci_high"],
+                                      strict=True)]
 print(f"{n_bootstrap} resamples in {t_boot:.1f} s")
-auroc[["column_set", "encoding", "label_leak", "text"]].rename(columns={"text": "macro AUROC [95% CI]"})
+auroc[["column_set", "encoding", "label_leak", "text"]].rename(
+    columns={"text": "macro AUROC [95% CI]"})
 
 # %%
 fig = interpret_plots.plot_auroc_intervals(auroc, y="column_set", hue="encoding", order=set_names)
-fig.axes[0].set_title(f"{dataset}: metadata-only classifiers ({'demo' if is_demo else 'real'} data)")
+fig.axes[0].set_title(
+    f"{dataset}: metadata-only classifiers ({'demo' if is_demo else 'real'} data)")
 glue("fig_meta_auroc", fig, display=False)
 plt.close(fig)
 
@@ -213,7 +221,8 @@ plt.close(fig)
 # %%
 delta = ci[ci["model"].str.contains(" - ")].copy()
 delta["text"] = [f"{a:+.3f} [{lo:+.3f}, {hi:+.3f}]"
-                 for a, lo, hi in zip(delta["auroc"], delta["ci_low"], delta["ci_high"], strict=True)]
+                 for a, lo, hi in zip(delta["auroc"], delta["ci_low"], delta["ci_high"],
+                                      strict=True)]
 delta[["model", "text"]].rename(columns={"text": "difference in macro AUROC [95% CI]"})
 
 # %% [markdown]
@@ -291,7 +300,8 @@ a_std = metrics.macro_auroc(y_test, probas[(s0, encs[0])], classes)
 a_raw = metrics.macro_auroc(y_test, p_raw, classes)
 verdict = ("the same model up to rounding" if max_diff < 1e-6 else
            "not quite the same model: a fit stopped before the gradient tolerance (with no penalty "
-           "and separable training data the optimum is not unique; see `fusion_utils.fusion.softmax`)")
+           "and separable training data the optimum is not unique; "
+           "see `fusion_utils.fusion.softmax`)")
 display(Markdown(f"`{s0}` [{encs[0]}]: macro AUROC {a_std:.4f} standardised, {a_raw:.4f} raw; "
                  f"largest difference in a probability {max_diff:.1e}: {verdict}."))
 
@@ -365,8 +375,8 @@ display(Markdown(interpret.metadata_only_summary(
 #
 #    ```bash
 #    fusion-book run 07_metadata_only ptbxl_axis.ipynb \
-#        -p data_dir ../shared/data/ptbxl \
-#        -p column_sets "patient=age,sex,height,weight;patient+axis=age,sex,height,weight,heart_axis"
+#      -p data_dir ../shared/data/ptbxl \
+#      -p column_sets "patient=age,sex,height,weight;patient+axis=age,sex,height,weight,heart_axis"
 #    ```
 #
 # ````{admonition} Solution

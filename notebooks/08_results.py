@@ -19,8 +19,8 @@
 # ("bottleneck", BN) or fine-tuned (FT) features, with and without augmentation, and for each
 # configuration a softmax classifier on the image features alone and one on the image features
 # fused with the patient's metadata. This chapter reads the results of every configuration of a
-# grid run by `python -m fusion_utils.experiments`, draws the paper's Figs. 2-4 across the whole grid,
-# and checks the paper's findings (Sections III.B-D) one by one, marking each **reproduced**,
+# grid run by `python -m fusion_utils.experiments`, draws the paper's Figs. 2-4 across the whole
+# grid, and checks the paper's findings (Sections III.B-D) one by one, marking each **reproduced**,
 # **not reproduced** or **not testable on this grid**.
 #
 # By default it shows the book's grid (`experiments/book.yaml`: both datasets, the offline
@@ -43,8 +43,12 @@ runs_dir: str = ""  # runs folder of the grid to show; empty: runs/book, the boo
 paper_runs_dir: str = ""  # full paper grid; empty: runs/paper if it has completed runs; none: skip
 dataset: str = ""  # one dataset only (ptbxl or ham10000); empty: both
 tol: float = 0.5  # percentage points within which a change counts as unchanged
-resolution_data_dir: str = ""  # HAM10000 folder with images/ and images_200x150/ for the resolution comparison; empty: skip
-resolution_run_dir: str = ""  # run folder whose classifier_image.npz predicts the classes (trained on 200x150 features); empty: cosines only
+# resolution_data_dir: HAM10000 folder with images/ and images_200x150/ for the resolution
+# comparison; empty: skip
+resolution_data_dir: str = ""  # HAM10000 folder with both image sizes; empty: skip
+# resolution_run_dir: run folder whose classifier_image.npz predicts the classes (trained on
+# 200x150 features); empty: cosines only
+resolution_run_dir: str = ""  # run folder with classifier_image.npz; empty: cosines only
 
 # %%
 # %matplotlib inline
@@ -103,8 +107,8 @@ print(f"Macro AUROC and balanced accuracy (macro mean of the per-class sensitivi
 real_edition.headline_table(results).round(3)
 
 # %% [markdown]
-# Each row of the configuration table is one configuration of the grid that completed; its run folder
-# (`runs/<grid>/<config_id>/`) holds the executed feature-extraction, fusion and evaluation
+# Each row of the configuration table is one configuration of the grid that completed; its run
+# folder (`runs/<grid>/<config_id>/`) holds the executed feature-extraction, fusion and evaluation
 # notebooks, which the book shows for one configuration per dataset in the earlier chapters. The
 # results table has one row per configuration, metric, class (or `macro_mean`/`macro_std`) and
 # model (`image` or `fused`); its columns are documented in `fusion_utils.experiments.results`.
@@ -247,7 +251,8 @@ else:
     display(paper_macro.pivot_table(index="metric", columns=["dataset", "backbone", "mode",
                                                              "augment"],
                                     values="improvement").round(1))
-    display(Markdown(grid_findings.findings_markdown(grid_findings.evaluate_findings(paper, tol=tol))))
+    display(Markdown(grid_findings.findings_markdown(
+        grid_findings.evaluate_findings(paper, tol=tol))))
 
 # %% [markdown]
 # ## HAM10000 at 200x150: what the reduced resolution costs

@@ -86,7 +86,8 @@ def test_exercise_commands_are_read_from_the_exercises_section():
 # 2-core machine). The metadata-only chapter is left out: its bootstrap and permutations take
 # minutes even on 60 records.
 END_TO_END = [
-    ("book/intro.md", "fusion-book run 01_data_preparation out.ipynb -p dataset ham10000 -p seed 1"),
+    ("book/intro.md",
+     "fusion-book run 01_data_preparation out.ipynb -p dataset ham10000 -p seed 1"),
     ("notebooks/01_data_preparation.py", "fusion-book run 01_data_preparation ptbxl_group.ipynb "
      "-p split_scheme group -p manifest_path cache/manifests/ptbxl_group.parquet"),
 ]

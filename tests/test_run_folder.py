@@ -55,7 +55,8 @@ def test_round_trips(tmp_path):
     got = run.read_classifier("fused")
     np.testing.assert_array_equal(got.coef, w.coef)
     np.testing.assert_array_equal(got.feature_std, w.feature_std)
-    assert got.classes.tolist() == ["MI", "CD"] and got.feature_names.tolist() == ["img.0000", "age"]
+    assert (got.classes.tolist() == ["MI", "CD"]
+            and got.feature_names.tolist() == ["img.0000", "age"])
 
     metrics = pd.DataFrame({"metric": ["auroc"], "class": ["MI"], "model": ["fused"],
                             "value": [0.75], "extra": [1]})

@@ -30,11 +30,12 @@ from fusion_utils.data._demo_tables import (
     _rng,
     _smoothstep,
 )
+from fusion_utils.data.ptbxl import LEADS as PTBXL_LEADS
 
 __all__ = ["LEADS", "synthesize_ecg"]
 
 
-LEADS: tuple[str, ...] = ("I", "II", "III", "AVR", "AVL", "AVF", "V1", "V2", "V3", "V4", "V5", "V6")
+LEADS: tuple[str, ...] = PTBXL_LEADS  # the header names PTB-XL writes, one definition
 
 _FS_HI = 500
 _BEAT = np.arange(-250, 250) / _FS_HI  # template time axis (s), R peak at 0

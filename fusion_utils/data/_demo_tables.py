@@ -18,6 +18,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from fusion_utils.data.ham10000 import DIAGNOSES
+from fusion_utils.data.ptbxl import SUPERCLASSES
 from fusion_utils.io import atomic_write_text
 
 __all__ = [
@@ -39,8 +41,9 @@ CLASS_FLOOR = 0.08
 IMAGE_AMBIGUITY: dict[str, float] = {"ptbxl": 0.4, "ham10000": 0.4}
 """Share of records whose signal or image shows another class's look (see the module docstring)."""
 
-PTBXL_CLASSES: tuple[str, ...] = ("NORM", "MI", "STTC", "CD", "HYP")
-HAM_CLASSES: tuple[str, ...] = ("akiec", "bcc", "bkl", "df", "mel", "nv", "vasc")
+# The class orders are the dataset modules' own (one definition each), under the demo's names.
+PTBXL_CLASSES: tuple[str, ...] = SUPERCLASSES
+HAM_CLASSES: tuple[str, ...] = DIAGNOSES
 
 PTBXL_COLUMNS: tuple[str, ...] = (
     "ecg_id", "patient_id", "age", "sex", "height", "weight", "nurse", "site", "device",

@@ -83,8 +83,9 @@ PTBXL_VERSION = "1.0.1"
 
 The paper (2021) predates 1.0.2 (August 2022), so it used 1.0.1 (or the identical 1.0.0): its
 21,837 records, with the real ages above 89 that 1.0.2 replaced by 300. The real sample in
-``../shared/data`` is 1.0.1 too, and PhysioNet keeps serving it. Pass ``release="1.0.3"`` (``--release 1.0.3``) for the current release, which
-drops duplicates and caps ages, when the point is the data rather than the reproduction.
+``../shared/data`` is 1.0.1 too, and PhysioNet keeps serving it. Pass ``release="1.0.3"``
+(``--release 1.0.3``) for the current release, which drops duplicates and caps ages, when the point
+is the data rather than the reproduction.
 """
 
 

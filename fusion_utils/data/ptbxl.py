@@ -113,7 +113,8 @@ def _read_csv(path: Path, what: str, **kwargs: Any) -> pd.DataFrame:
     if not path.is_file():
         raise FileNotFoundError(
             f"{what} not found: {path}. Pass the PTB-XL folder that holds {path.name} "
-            "(e.g. ../shared/data/ptbxl, or download it with fusion_utils.data.download.download_ptbxl)"
+            "(e.g. ../shared/data/ptbxl, or download it with "
+            "fusion_utils.data.download.download_ptbxl)"
         )
     try:
         return pd.read_csv(path, **kwargs)
@@ -126,7 +127,8 @@ def _require_columns(df: pd.DataFrame, columns: tuple[str, ...], path: Path) -> 
     missing = [c for c in columns if c not in df.columns]
     if missing:
         raise DataError(
-            f"{path}: missing column(s) {', '.join(missing)}; found {', '.join(map(str, df.columns))}. "
+            f"{path}: missing column(s) {', '.join(missing)}; "
+            f"found {', '.join(map(str, df.columns))}. "
             "Is this PTB-XL's own file? (own data: add the column(s), see book/own_data.md)"
         )
 
@@ -230,11 +232,12 @@ def load_ptbxl_table(
     code_to_class = {str(k): str(v) for k, v in diag["diagnostic_class"].items()}
     unknown = sorted(set(code_to_class.values()) - set(SUPERCLASSES))
     if unknown:
-        raise DataError(f"{data_dir / STATEMENTS_FILE}: unknown diagnostic_class value(s) {unknown}; "
-                         f"expected {', '.join(SUPERCLASSES)}")
+        raise DataError(f"{data_dir / STATEMENTS_FILE}: unknown diagnostic_class value(s) "
+                        f"{unknown}; expected {', '.join(SUPERCLASSES)}")
 
     df = df.copy()
-    df["scp_codes"] = [_parse_scp(t, i, path) for i, t in zip(df.index, df["scp_codes"], strict=True)]
+    df["scp_codes"] = [_parse_scp(t, i, path)
+                       for i, t in zip(df.index, df["scp_codes"], strict=True)]
     unknown_codes = _report_unknown_codes(df["scp_codes"], set(map(str, statements.index)), path)
     df["superclasses"] = [aggregate_superclasses(c, code_to_class, likelihood_threshold)
                           for c in df["scp_codes"]]

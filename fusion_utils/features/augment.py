@@ -134,7 +134,8 @@ class PaperAugmentation(v2.Transform):
         self.generator = generator if generator is not None else torch.Generator()
 
     def draw(self, generator: torch.Generator | None = None) -> dict[str, Any]:
-        """Draw one set of parameters: ``dx``, ``dy`` (px), ``angle`` (deg), ``flip_x``, ``flip_y``."""
+        """Draw one set of parameters: ``dx``, ``dy`` (px), ``angle`` (deg), ``flip_x``,
+        ``flip_y``."""
         g = generator if generator is not None else self.generator
         p = self.params
         s = int(p.max_shift)
@@ -159,7 +160,8 @@ class PaperAugmentation(v2.Transform):
                             interpolation=v2.InterpolationMode.BILINEAR, fill=0.0)
         return out
 
-    def augment(self, image: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    def augment(self, image: torch.Tensor,
+                generator: torch.Generator | None = None) -> torch.Tensor:
         """Draw parameters and apply them to ``image``."""
         return self.apply(image, self.draw(generator))
 

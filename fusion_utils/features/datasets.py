@@ -43,8 +43,9 @@ _REQUIRED = ("record_id", "dataset", "label", "path", "split")
 
 
 def default_montage_params(sampling_rate: float | None = None, image_size: int = 224) -> Any:
-    """The paper's montage (:class:`fusion_utils.scalograms.montage.MontageParams`) for records sampled at
-    ``sampling_rate`` Hz (default 100, PTB-XL's ``records100``), ``image_size`` pixels square."""
+    """The paper's montage (:class:`fusion_utils.scalograms.montage.MontageParams`) for records
+    sampled at ``sampling_rate`` Hz (default 100, PTB-XL's ``records100``), ``image_size`` pixels
+    square."""
     from fusion_utils.scalograms.montage import MontageParams
 
     return MontageParams(fs=float(sampling_rate or 100), image_size=int(image_size))
@@ -226,7 +227,8 @@ class ManifestImageDataset(Dataset):
 
     @property
     def montage_params(self) -> Any:
-        """Montage parameters of PTB-XL rows, drawn at ``input_size`` (:func:`montage_params_for`)."""
+        """Montage parameters of PTB-XL rows, drawn at ``input_size``
+        (:func:`montage_params_for`)."""
         if not hasattr(self._montage_params, "image_size") or (
                 self._montage_params.image_size != self.input_size):
             self._montage_params = montage_params_for(self.input_size, self._montage_params,
@@ -234,7 +236,8 @@ class ManifestImageDataset(Dataset):
         return self._montage_params
 
     @classmethod
-    def for_backbone(cls, manifest: pd.DataFrame, backbone: Any, **kwargs: Any) -> ManifestImageDataset:
+    def for_backbone(cls, manifest: pd.DataFrame, backbone: Any,
+                     **kwargs: Any) -> ManifestImageDataset:
         """Dataset with ``backbone``'s input size and normalisation."""
         return cls(manifest, input_size=backbone.input_size, mean=backbone.mean,
                    std=backbone.std, **kwargs)

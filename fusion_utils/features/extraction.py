@@ -1,9 +1,9 @@
 """Image features F(X): bottleneck (BN) and fine-tuned (FT) extraction with a resumable cache.
 
-:func:`extract_features` runs a backbone (:mod:`fusion_utils.features.backbones`) over every row of a
-manifest and returns a :class:`FeatureSet`: the input of the network's final classification
-layer, one row per image. ``mode="bn"`` uses the ImageNet weights as they are; ``mode="ft"``
-first fine-tunes the network on the manifest's training split (:mod:`fusion_utils.features.finetune`,
+:func:`extract_features` runs a backbone (:mod:`fusion_utils.features.backbones`) over every row
+of a manifest and returns a :class:`FeatureSet`: the input of the network's final classification
+layer, one row per image. ``mode="bn"`` uses the ImageNet weights as they are; ``mode="ft"`` first
+fine-tunes the network on the manifest's training split (:mod:`fusion_utils.features.finetune`,
 validated on its ``val`` split) and then extracts features in exactly the same way.
 
 The cache
@@ -14,9 +14,9 @@ images are made (for PTB-XL: the montage parameters), the backbone and its weigh
 the fine-tuning options, the augmentation and (when it matters) the seed, the precision,
 :data:`fusion_utils.features.datasets.PREPROCESSING_VERSION` and the size and modification time
 of every input file (:func:`input_fingerprint`: the images, or the WFDB ``.hea``/``.dat`` files
-of PTB-XL records), so a replaced image gives another key and is recomputed. Extraction writes one ``chunk_<k>.npz``
-per ``chunk_size`` images, atomically; an interrupted run keeps its finished chunks and computes
-only the missing ones next time. When all chunks are there they are joined into
+of PTB-XL records), so a replaced image gives another key and is recomputed. Extraction writes one
+``chunk_<k>.npz`` per ``chunk_size`` images, atomically; an interrupted run keeps its finished
+chunks and computes only the missing ones next time. When all chunks are there they are joined into
 ``features.npz`` (a :class:`FeatureSet`) and removed, so a re-run is a single file read. A chunk
 or ``features.npz`` that cannot be read (truncated, overwritten) is recomputed with a warning
 naming it; :meth:`FeatureSet.load` raises :class:`~fusion_utils.errors.FeatureError` for it.
@@ -489,7 +489,8 @@ def extract_features(
     info: dict[str, Any] = {
         "dataset": dataset, "backbone": backbone, "mode": mode, "weights_requested":
         str(weights) if weights is not None else None, "augment": key["augment"],
-        "seed": int(seed), "precision": precision, "device": str(dev), "batch_size": int(batch_size),
+        "seed": int(seed), "precision": precision, "device": str(dev),
+        "batch_size": int(batch_size),
         "input_size": spec.input_size, "feature_dim": spec.feature_dim,
         "montage": montage.to_dict() if montage is not None else None,
         "feature_layer": spec.description, "cache_key": key, "cache_digest": digest,
@@ -505,7 +506,8 @@ def extract_features(
     if mode == "ft":
         from fusion_utils.features.finetune import finetune, history_to_records
 
-        ck_root = (root.parent / "checkpoints") if cache_root is not None else cache_dir("checkpoints")
+        ck_root = ((root.parent / "checkpoints") if cache_root is not None
+                   else cache_dir("checkpoints"))
         ck_key = {k: v for k, v in key.items() if k not in ("precision", "mode")}
         ck_dir = ck_root / f"{backbone}-{stable_hash(ck_key, length=16)}"
         bb = _build(backbone, weights, seed)
@@ -546,7 +548,8 @@ def extract_features(
         if use_cache and path.is_file():
             try:
                 with np.load(path, allow_pickle=False) as z:
-                    if int(z["start"]) == c * chunk_size and len(z["X"]) == min(chunk_size, n - c * chunk_size):
+                    if (int(z["start"]) == c * chunk_size
+                            and len(z["X"]) == min(chunk_size, n - c * chunk_size)):
                         chunks[c] = z["X"]
             except _NPZ_ERRORS as exc:
                 warnings.warn(f"{path}: damaged feature chunk ({type(exc).__name__}: {exc}); "

@@ -219,10 +219,11 @@ def finetune(
         Pretrained network; its classification layer is replaced by one with
         ``len(train.classes)`` outputs (modified in place).
     train, val : Dataset
-        Items ``(image, target, index)`` as :class:`fusion_utils.features.datasets.ManifestImageDataset`
-        yields; ``train.classes`` names the classes. ``val`` may be ``None`` (then the last epoch
-        is returned whatever ``output_network`` says). A ``set_epoch(epoch)`` method, when present, is called every epoch so the
-        augmentation changes from epoch to epoch.
+        Items ``(image, target, index)`` as
+        :class:`fusion_utils.features.datasets.ManifestImageDataset` yields; ``train.classes``
+        names the classes. ``val`` may be ``None`` (then the last epoch is returned whatever
+        ``output_network`` says). A ``set_epoch(epoch)`` method, when present, is called every
+        epoch so the augmentation changes from epoch to epoch.
     options : FinetuneOptions or dict, optional
         ``batch_size`` must be set (see :meth:`FinetuneOptions.resolved`); default 64 otherwise.
     seed : int

@@ -1,4 +1,5 @@
-"""Scaled conjugate gradient as MATLAB's ``trainscg`` runs it (private; used by ``solver="trainscg"``).
+"""Scaled conjugate gradient as MATLAB's ``trainscg`` runs it (private; used by
+``solver="trainscg"``).
 
 Moller's scaled conjugate gradient (M. F. Moller, "A scaled conjugate gradient algorithm for fast
 supervised learning", *Neural Networks* 6(4):525-533, 1993) in the form of MathWorks'

@@ -178,7 +178,8 @@ class MetadataEncoder(TransformerMixin, BaseEstimator):
     Examples
     --------
     >>> import pandas as pd
-    >>> df = pd.DataFrame({"meta.age": [56.0, None], "meta.recording_date": ["2001-05-28 12:49:25", None]})
+    >>> df = pd.DataFrame({"meta.age": [56.0, None],
+    ...                    "meta.recording_date": ["2001-05-28 12:49:25", None]})
     >>> MetadataEncoder().fit_transform(df)[0].tolist()
     [56.0, 2001.0, 5.0, 28.0, 12.0, 49.0, 25.0]
     >>> sex = pd.DataFrame({"sex": ["male", "female", "unknown", None]})
@@ -312,7 +313,8 @@ class MetadataEncoder(TransformerMixin, BaseEstimator):
         self.categories_: dict[str, list[str]] = {}
         for col in self.columns_:
             name, series = _strip(col), X[col]
-            if (dt is not None and name in dt) or (dt is None and _looks_datetime(series, self._tokens_)):
+            if ((dt is not None and name in dt)
+                    or (dt is None and _looks_datetime(series, self._tokens_))):
                 self.kinds_[name] = "datetime"
             elif pd.api.types.is_bool_dtype(series):
                 self.kinds_[name] = "categorical"

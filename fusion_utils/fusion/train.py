@@ -95,7 +95,8 @@ def align_metadata(features: Any, manifest: pd.DataFrame, columns: Sequence[str]
     return meta.reset_index(drop=True)
 
 
-def fuse(features: Any, metadata: pd.DataFrame | None, encoder: Any) -> tuple[np.ndarray, np.ndarray]:
+def fuse(features: Any, metadata: pd.DataFrame | None,
+         encoder: Any) -> tuple[np.ndarray, np.ndarray]:
     """H = [F(X), G(M)] with named columns.
 
     Parameters
@@ -257,7 +258,8 @@ def train_image_and_fused(features: Any, manifest: pd.DataFrame, *,
 def write_run(run_dir: Any, result: dict[str, Any], extraction_info: dict[str, Any] | None = None,
               *, manifest_path: str | os.PathLike[str] | None = None,
               dataset: str | None = None) -> dict[str, Any]:
-    """Write notebook 04's part of the run folder through :class:`~fusion_utils.run_folder.RunFolder`.
+    """Write notebook 04's part of the run folder through
+    :class:`~fusion_utils.run_folder.RunFolder`.
 
     ``predictions.parquet``, ``classifier_{image,fused}.npz``, ``timings.json`` and the
     ``fusion`` stage of ``run.json`` (``result["parameters"]``: metadata columns, encoding,

@@ -138,11 +138,13 @@ def fit_metadata_only(
     train = manifest[manifest["split"] == "train"]
     test = manifest[manifest["split"] == "test"]
     if train.empty or test.empty:
-        raise ValueError(f"manifest needs train and test rows; has {manifest['split'].value_counts().to_dict()}")
+        raise ValueError("manifest needs train and test rows; "
+                         f"has {manifest['split'].value_counts().to_dict()}")
     cls = list(classes) if classes is not None else list(manifest.attrs.get("classes")
                                                           or sorted(manifest["label"].unique()))
-    model = make_pipeline(MetadataEncoder(encoding=encoding),
-                          SoftmaxClassifier(max_epochs=max_epochs, tol=tol, standardize=standardize))
+    model = make_pipeline(
+        MetadataEncoder(encoding=encoding),
+        SoftmaxClassifier(max_epochs=max_epochs, tol=tol, standardize=standardize))
     model.fit(train[cols], train["label"].astype(str).to_numpy())
     proba = _proba(model, test[cols])
     fitted = list(np.asarray(model.classes_, dtype=str))

@@ -125,9 +125,9 @@ def plot_fig6(
     Parameters
     ----------
     frame : pandas.DataFrame
-        :func:`fusion_utils.interpret.weights.weights_frame` of several fused classifiers concatenated,
-        with a ``run`` column naming each (backbone, mode, augmentation); only the ``metadata``
-        block is drawn.
+        :func:`fusion_utils.interpret.weights.weights_frame` of several fused classifiers
+        concatenated, with a ``run`` column naming each (backbone, mode, augmentation); only the
+        ``metadata`` block is drawn.
     value : {"weight", "std_weight"}
         Raw or standardised weights.
     run_col : str
@@ -149,8 +149,9 @@ def plot_fig6(
     runs = list(dict.fromkeys(meta[run_col]))[:max_cols]
     classes = list(dict.fromkeys(meta["class"]))
     features = list(dict.fromkeys(meta["feature"]))
-    fig, axes = plt.subplots(len(classes), len(runs), figsize=(2.4 * len(runs) + 1.4,
-                                                               1.1 * len(classes) * max(1, len(features) / 4) + 1),
+    fig, axes = plt.subplots(len(classes), len(runs),
+                             figsize=(2.4 * len(runs) + 1.4,
+                                      1.1 * len(classes) * max(1, len(features) / 4) + 1),
                              squeeze=False, sharex=True, sharey=True, constrained_layout=True)
     lim = float(np.nanmax(np.abs(meta[value]))) or 1.0
     y = np.arange(len(features))

@@ -13,7 +13,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ['IMAGE_PREFIX', 'ClassifierWeights', 'WeightBlocks', 'block_summary', 'feature_groups', 'image_mask', 'reading_comparison', 'source_column', 'split_blocks', 'standardised_weights', 'weight_scale_table', 'weights_frame']
+__all__ = ["IMAGE_PREFIX", "ClassifierWeights", "WeightBlocks", "block_summary", "feature_groups",
+           "image_mask", "reading_comparison", "source_column", "split_blocks",
+           "standardised_weights", "weight_scale_table", "weights_frame"]
 
 #: Prefix of the image-feature columns (``features.FeatureSet.feature_names``).
 IMAGE_PREFIX = "img."
@@ -155,7 +157,8 @@ class ClassifierWeights:
 
     def __post_init__(self) -> None:
         k, d = np.shape(self.coef)
-        if np.shape(self.intercept) != (k,) or len(self.classes) != k or len(self.feature_names) != d:
+        if (np.shape(self.intercept) != (k,) or len(self.classes) != k
+                or len(self.feature_names) != d):
             raise ValueError(
                 f"inconsistent classifier: coef {np.shape(self.coef)}, intercept "
                 f"{np.shape(self.intercept)}, {len(self.classes)} classes, "
@@ -208,7 +211,8 @@ class ClassifierWeights:
 
     @property
     def classes_(self) -> np.ndarray:
-        """Alias of ``classes`` (scikit-learn's name), so the stored model scores like an estimator."""
+        """Alias of ``classes`` (scikit-learn's name), so the stored model scores like an
+        estimator."""
         return self.classes
 
     @property
@@ -282,7 +286,8 @@ def weight_scale_table(image_only: ClassifierWeights, fused: ClassifierWeights) 
     """
     a, b = image_only.blocks, fused.blocks
     if list(a.classes) != list(b.classes):
-        raise ValueError(f"class order differs: image-only {list(a.classes)}, fused {list(b.classes)}")
+        raise ValueError(f"class order differs: image-only {list(a.classes)}, "
+                         f"fused {list(b.classes)}")
     if b.meta.shape[1] == 0:
         raise ValueError("the fused classifier has no metadata columns (every feature name starts "
                          f"with {IMAGE_PREFIX!r}); pass classifier_fused.npz as `fused`")

@@ -5,9 +5,10 @@ Layout (``root`` defaults to ``fusion_utils.paths.cache_dir("scalograms")``)::
     <root>/<params.key()>/params.json                         the parameters, written first
     <root>/<params.key()>/<dataset>-<hash8>/records100/00000/00001_lr.png
 
-* **Parameters**: every field of :class:`~fusion_utils.scalograms.montage.MontageParams` (and the montage
-  algorithm's version) goes into the 16-hex-digit key, so a different parameter set lives in a
-  different folder and never serves stale images; ``params.json`` says what a folder holds.
+* **Parameters**: every field of :class:`~fusion_utils.scalograms.montage.MontageParams` (and
+  the montage algorithm's version) goes into the 16-hex-digit key, so a different parameter set
+  lives in a different folder and never serves stale images; ``params.json`` says what a folder
+  holds.
 * **Dataset folder**: the record's PTB-XL root (the folder above ``records100``) is named by its
   folder name and a hash of its absolute path, so the demo cohort and the real dataset (both
   have ``records100/00000/00001_lr``) never share a file. The rest mirrors PTB-XL's layout.
@@ -122,7 +123,8 @@ class BuildSummary:
                                                         ("interpolated", self.repaired),
                                                         ("damaged and rebuilt", self.rebuilt))
                         if v)
-        return (f"{self.n_records} records: {self.computed} computed, {self.cached} already cached, "
+        return (f"{self.n_records} records: {self.computed} computed, "
+                f"{self.cached} already cached, "
                 f"{len(self.failed)} failed{extra} in {self.seconds:.1f} s "
                 f"({self.records_per_s:.1f} records/s computed) -> {self.folder}")
 
@@ -369,7 +371,8 @@ class ScalogramCache:
             writes: list[Any] = []
             for j, batch in enumerate(batches):
                 n_cached, signals, targets, failures = ahead.result()
-                ahead = pool.submit(self._prepare, batches[j + 1], on_error) if j + 1 < len(batches) else None
+                ahead = (pool.submit(self._prepare, batches[j + 1], on_error)
+                         if j + 1 < len(batches) else None)
                 summary.cached += n_cached
                 for kind, item in failures:
                     getattr(summary, kind).append(item)

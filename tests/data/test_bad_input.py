@@ -106,8 +106,8 @@ def test_unknown_scp_codes_are_counted_and_named(tmp_path: Path) -> None:
     rows = [_row(1, 50, "{'NORM': 100.0}"), _row(2, 60, "{'XYZ': 100.0}"),
             _row(3, 70, "{'IMI': 100.0, 'XYZ': 50.0, 'QQQ': 0.0}")]
     _write_tables(tmp_path, rows, STATEMENTS)
-    with pytest.warns(UserWarning, match=r"2 record\(s\) carry 2 SCP code\(s\).*XYZ \(2\), QQQ \(1\)"
-                                         r".*ecg_id \[2, 3\]"):
+    with pytest.warns(UserWarning, match=r"2 record\(s\) carry 2 SCP code\(s\)"
+                                         r".*XYZ \(2\), QQQ \(1\).*ecg_id \[2, 3\]"):
         df = ptbxl.load_ptbxl_table(tmp_path)
     assert df.index.tolist() == [1, 3]
     assert df.attrs["unknown_scp_codes"] == {"XYZ": 2, "QQQ": 1}
@@ -171,5 +171,6 @@ def test_ham_unknown_classes_are_counted_with_examples(tmp_path: Path) -> None:
     (tmp_path / "HAM10000_metadata.csv").write_text("\n".join(rows) + "\n")
     with pytest.raises(DataError, match=r"HAM10000_metadata\.csv: dx has unknown or missing "
                                         r"value\(s\) \['naevus'\] in 3 row\(s\): '<missing>': 1 "
-                                        r"\(e\.g\. ISIC_0000004\), 'naevus': 2 \(e\.g\. ISIC_0000002\)"):
+                                        r"\(e\.g\. ISIC_0000004\), 'naevus': 2 "
+                                        r"\(e\.g\. ISIC_0000002\)"):
         ham10000.load_ham_table(tmp_path)

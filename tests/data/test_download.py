@@ -126,8 +126,8 @@ def test_resume_after_interruption_uses_range(server: FakeServer, tmp_path: Path
 def test_retries_resume_within_one_call(server: FakeServer, tmp_path: Path) -> None:
     server.files["/a.bin"] = PAYLOAD
     server.drop_after["/a.bin"] = 50_000
-    dest = dl.download_file(server.url + "/a.bin", tmp_path / "a.bin", md5=hashlib.md5(PAYLOAD).hexdigest(),
-                            retries=2, chunk_size=4096)
+    dest = dl.download_file(server.url + "/a.bin", tmp_path / "a.bin",
+                            md5=hashlib.md5(PAYLOAD).hexdigest(), retries=2, chunk_size=4096)
     assert dest.read_bytes() == PAYLOAD
     assert server.ranges("/a.bin")[0] is None
     assert server.ranges("/a.bin")[1].startswith("bytes=")

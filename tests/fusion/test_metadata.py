@@ -54,7 +54,8 @@ def test_plain_column_names_and_prefix_are_interchangeable():
 
 
 def test_malformed_date_names_column_and_value():
-    bad = pd.DataFrame({"meta.recording_date": ["2001-05-28 12:49:25"] * 20 + ["2001-13-45 99:00:00"]})
+    bad = pd.DataFrame(
+        {"meta.recording_date": ["2001-05-28 12:49:25"] * 20 + ["2001-13-45 99:00:00"]})
     with pytest.raises(ValueError, match=r"recording_date.*2001-13-45 99:00:00"):
         MetadataEncoder().fit(bad)
     garbage = pd.Series(["28/05/2001"])

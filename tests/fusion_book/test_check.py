@@ -39,7 +39,8 @@ def _png(width: int = 4, height: int = 3) -> bytes:
         return struct.pack(">I", len(data)) + tag + data + struct.pack(
             ">I", zlib.crc32(tag + data) & 0xFFFFFFFF)
 
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+    return (b"\x89PNG\r\n\x1a\n"
+            + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
             + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
 
 
@@ -198,7 +199,8 @@ def test_report_summary_and_screenshot(report: book_check.BookReport, site: Path
     assert width == 1280 and height > 100
 
 
-def test_check_book_raises_and_cli_exit_codes(site: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_check_book_raises_and_cli_exit_codes(site: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
     _browser_or_skip()
     with pytest.raises(BookCheckError, match="js-error"):
         check_book(site, pages=["book/js_error.html"], screenshot_pages=[], timeout=20)

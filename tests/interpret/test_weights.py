@@ -72,7 +72,8 @@ def test_weights_frame_and_scale_table_known_values():
     t = I.weight_scale_table(img, fused).set_index("class")
     np.testing.assert_allclose(t.loc["a", "ratio"], 100.0)
     np.testing.assert_allclose(t.loc["all", "orders_of_magnitude"], 2.0)
-    np.testing.assert_allclose(t.loc["all", "median_abs_image_only"], np.median([1, 2, 3, 4, .5, .5]))
+    np.testing.assert_allclose(t.loc["all", "median_abs_image_only"],
+                               np.median([1, 2, 3, 4, .5, .5]))
     bs = I.block_summary({"fused": fused}).set_index("block")
     assert bs.loc["metadata", "median_abs_std_weight"] == pytest.approx(50.0)
 
