@@ -54,7 +54,7 @@ bench: $(STAMP)
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
 lint: $(STAMP)
-	$(PY) -m ruff check fusion_utils tests benchmarks notebooks
+	$(PY) -m ruff check fusion_utils fusion_book tests benchmarks notebooks
 
 clean:
 	rm -rf _build book/executed runs cache data/demo

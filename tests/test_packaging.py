@@ -6,6 +6,7 @@ import re
 import tomllib
 from pathlib import Path
 
+import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -65,3 +66,24 @@ def test_jupyter_book_is_held_below_2() -> None:
     deps = _pyproject()["project"]["dependencies"]
     jb = next(d for d in deps if _name(d) == "jupyter-book")
     assert "<2" in jb
+
+
+def test_lint_rules_hold_line_length_and_unused_imports() -> None:
+    """`make lint` keeps the house rules: 100 columns and no unused imports, notebooks included."""
+    import shutil
+    import subprocess
+    import sys
+
+    lint = _pyproject()["tool"]["ruff"]["lint"]
+    assert _pyproject()["tool"]["ruff"]["line-length"] == 100
+    assert "E501" not in lint.get("ignore", []) and "F401" not in lint.get("ignore", [])
+    for rules in lint.get("per-file-ignores", {}).values():
+        assert "E501" not in rules and "F401" not in rules
+    ruff = shutil.which("ruff", path=str(Path(sys.executable).parent)) or shutil.which("ruff")
+    if ruff is None:
+        pytest.skip("ruff is not installed (it comes with the project's `test` extra)")
+    targets = ["fusion_utils", "fusion_book", "tests", "benchmarks", "notebooks"]
+    out = subprocess.run([ruff, "check", "--no-cache", *targets], cwd=ROOT, capture_output=True,
+                         text=True)
+    assert out.returncode == 0, out.stdout[-3000:]
+    assert " ".join(targets) in (ROOT / "Makefile").read_text()
