@@ -16,8 +16,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from fusion_utils.errors import ClassifierError
+
 __all__ = [
     "align_metadata",
+    "check_classifier_inputs",
     "default_run_dir",
     "feature_matrix",
     "fuse",
@@ -189,6 +192,41 @@ def _classifier_settings(model: Any) -> dict[str, Any]:
     return params
 
 
+def check_classifier_inputs(M: Any, names: Sequence[str], ids: Sequence[str], *,
+                            model: str = "fused") -> np.ndarray:
+    """The classifier's input matrix as float64, or a clear error naming columns and records.
+
+    Text, NaN or infinite values would otherwise reach the optimiser, or scikit-learn's
+    validation, whose messages name neither the column nor the record.
+
+    Raises
+    ------
+    fusion_utils.errors.ClassifierError
+        Naming up to five offending columns (``img.0012``, ``meta.age``, ...) and records.
+    """
+    names = [str(n) for n in names]
+    try:
+        A = np.asarray(M, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raw = np.asarray(M, dtype=object)
+        bad_cols = [names[j] for j in range(raw.shape[1])
+                    if not all(isinstance(v, int | float | np.number) for v in raw[:, j])]
+        raise ClassifierError(
+            f"the {model} classifier's inputs hold values that are not numbers in column(s) "
+            f"{bad_cols[:5]} ({exc}); encode them with MetadataEncoder or fix the table"
+        ) from exc
+    bad = ~np.isfinite(A)
+    if bad.any():
+        cols = np.flatnonzero(bad.any(axis=0))
+        rows = np.flatnonzero(bad.any(axis=1))
+        raise ClassifierError(
+            f"the {model} classifier's inputs hold NaN or infinite values in {len(cols)} "
+            f"column(s), e.g. {[names[j] for j in cols[:5]]}, for {len(rows)} record(s), e.g. "
+            f"{[str(ids[i]) for i in rows[:5]]}; re-extract the features (a damaged cache?) or "
+            "encode missing metadata (MetadataEncoder maps it to -1)")
+    return A
+
+
 def train_image_and_fused(features: Any, manifest: pd.DataFrame, *,
                           metadata_columns: Sequence[str] | None = None, encoding: str = "paper",
                           classifier_params: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -235,7 +273,9 @@ def train_image_and_fused(features: Any, manifest: pd.DataFrame, *,
     params = dict(classifier_params or {})
     matrices = {"image": (X.astype(np.float64), img_names), "fused": (H, fused_names)}
     models, fits, frames = {}, {}, []
-    for name, (M, _names) in matrices.items():
+    ids = np.asarray(features.ids).astype(str)
+    for name, (M, names) in matrices.items():
+        M = check_classifier_inputs(M, names, ids, model=name)
         model = SoftmaxClassifier(**params).fit(M[train], labels[train])
         models[name] = model
         fits[name] = {"fit_seconds": model.fit_time_, "epochs": model.n_epochs_,

@@ -75,3 +75,22 @@ def test_with_real_featureset_class(tmp_path):
     meta = align_metadata(fs, _manifest(), columns=["age"])
     H, names = fuse(fs, meta, MetadataEncoder().fit(meta))
     assert names[-1] == "age" and H[:, -1].tolist() == [56.0, -1.0, 70.0]
+
+
+def test_classifier_inputs_with_nan_or_text_name_columns_and_records() -> None:
+    from fusion_utils.errors import ClassifierError
+    from fusion_utils.fusion.train import check_classifier_inputs
+
+    names = ["img.0000", "img.0001", "meta.age"]
+    ids = ["r1", "r2", "r3"]
+    ok = check_classifier_inputs(np.array([[1, 2, 3], [4, 5, 6], [7, 8, 9]]), names, ids)
+    assert ok.dtype == np.float64 and ok[2, 2] == 9.0
+    M = np.ones((3, 3))
+    M[1, 2] = np.nan
+    M[2, 0] = np.inf
+    with pytest.raises(ClassifierError, match=r"2 column\(s\), e\.g\. \['img\.0000', 'meta\.age'\]"
+                                              r", for 2 record\(s\), e\.g\. \['r2', 'r3'\]"):
+        check_classifier_inputs(M, names, ids)
+    text = np.array([[1.0, 2.0, "abc"], [1.0, 2.0, 3.0], [1.0, 2.0, 3.0]], dtype=object)
+    with pytest.raises(ClassifierError, match=r"not numbers in column\(s\) \['meta\.age'\]"):
+        check_classifier_inputs(text, names, ids, model="image")
