@@ -149,16 +149,26 @@ def _run_grid(root: Path, out_dir: Path, real: Path | None = None) -> None:
     t0 = time.perf_counter()
     summary = run_grid(root / "experiments" / "book.yaml", runs_dir=runs)
     _log(f"book grid done ({time.perf_counter() - t0:.0f} s)")
+    _raise_failed(summary, "book-grid")
+    collect(runs, runs / "results.parquet")
+    _copy_chapters(runs, CHAPTER_CONFIG, out_dir, "book grid")
+
+
+def _raise_failed(summary: Any, what: str) -> None:
+    """Stop the build when a grid configuration failed, naming each one and its error."""
     failed = summary[summary["state"] == "failed"]
     if len(failed):
         details = "; ".join(f"{r.config_id}: {r.error}" for r in failed.itertuples())
-        raise RuntimeError(f"{len(failed)} book-grid configuration(s) failed: {details}")
-    collect(runs, runs / "results.parquet")
-    for dataset, config_id in CHAPTER_CONFIG.items():
+        raise RuntimeError(f"{len(failed)} {what} configuration(s) failed: {details}")
+
+
+def _copy_chapters(runs: Path, configs: dict[str, str], out_dir: Path, what: str) -> None:
+    """Chapters 03-05 of each dataset are the executed notebooks of its chapter configuration."""
+    for dataset, config_id in configs.items():
         for stem in ("03_feature_extraction", "04_fusion", "05_evaluation"):
             src = runs / config_id / f"{stem}.ipynb"
             if not src.is_file():
-                raise FileNotFoundError(f"book grid did not produce {src}")
+                raise FileNotFoundError(f"{what} did not produce {src}")
             shutil.copyfile(src, out_dir / f"{stem}_{dataset}.ipynb")
 
 
@@ -192,22 +202,14 @@ def _run_real_grid(root: Path, out_dir: Path, real: Path) -> None:
         else:
             os.environ["FUSION_CACHE_DIR"] = previous
     _log(f"real configurations re-computed ({time.perf_counter() - t0:.0f} s)")
-    failed = summary[summary["state"] == "failed"]
-    if len(failed):
-        details = "; ".join(f"{r.config_id}: {r.error}" for r in failed.itertuples())
-        raise RuntimeError(f"{len(failed)} real configuration(s) failed: {details}")
+    _raise_failed(summary, "real")
     recomputed = collect(runs, runs / "results.parquet")
     report = real_edition.check_against_committed(recomputed,
                                                   real_edition.committed_results())
     _log(f"re-computed results agree with results/real/results.parquet within "
          f"{real_edition.TOLERANCE} (largest difference {report['difference'].max():.4f})")
     report.to_csv(runs / "check_against_committed.csv", index=False)
-    for dataset, config_id in REAL_CHAPTER_CONFIG.items():
-        for stem in ("03_feature_extraction", "04_fusion", "05_evaluation"):
-            src = runs / config_id / f"{stem}.ipynb"
-            if not src.is_file():
-                raise FileNotFoundError(f"real configuration did not produce {src}")
-            shutil.copyfile(src, out_dir / f"{stem}_{dataset}.ipynb")
+    _copy_chapters(runs, REAL_CHAPTER_CONFIG, out_dir, "real configuration")
 
 
 def build_book(*, skip_execute: bool = False, check: bool = False) -> Path:

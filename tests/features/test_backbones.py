@@ -26,13 +26,8 @@ INPUT = {name: 224 for name in DIMS} | {"inception_resnet_v2": 299, "efficientne
                                         "efficientnet_lite2": 260, "alexnet": 227}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Batches of one or two images: one thread, no OpenMP contention on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# Batches of one or two images: one thread, no OpenMP contention on a busy machine.
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 def test_registry_lists_the_paper_networks_and_the_offline_default() -> None:

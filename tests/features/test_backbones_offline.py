@@ -12,12 +12,8 @@ from fusion_utils.features.backbones import backbone_spec, get_backbone
 SIZES = {"efficientnet_lite0": 224, "efficientnet_lite1": 240, "efficientnet_lite2": 260}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# Batches of one or two images: one thread, no OpenMP contention on a busy machine.
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 @pytest.mark.parametrize("name", sorted(SIZES))
