@@ -24,6 +24,7 @@ import os
 import re
 import sys
 import time
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -161,7 +162,8 @@ def write_pdf(html_dir: str | os.PathLike[str] = "_build/html",
 
 
 def _squash(text: str) -> str:
-    return re.sub(r"[^0-9a-z]+", "", text.lower())
+    """Letters and digits only, lower case, after NFKC (PDF text has ligatures such as "ﬁ")."""
+    return re.sub(r"[^0-9a-z]+", "", unicodedata.normalize("NFKC", text).lower())
 
 
 def check_pdf(pdf: str | os.PathLike[str], titles: Sequence[str], *,

@@ -80,3 +80,12 @@ def test_pdf_has_every_page_in_order_and_the_check_catches_a_missing_title(tiny_
     assert pdf.check_pdf(out, [*result.titles, "A chapter that is not there"]) == [
         f"{out}: title not found: 'A chapter that is not there'"]
     assert pdf.check_pdf(out, result.titles, min_pages=999)[0].endswith("expected at least 999")
+
+
+def test_titles_match_through_pdf_ligatures() -> None:
+    """Chromium's PDFs set "fi" as one ligature glyph; pypdf extracts it as U+FB01."""
+    from fusion_book.pdf import _squash
+
+    assert _squash("Does metadata help? ... its signi\ufb01cance") == _squash(
+        "Does metadata help? ... its significance")
+    assert _squash("the classi\ufb01er\u2019s weights") == "theclassifiersweights"
