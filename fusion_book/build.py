@@ -188,12 +188,7 @@ def _run_real_grid(root: Path, out_dir: Path, real: Path) -> None:
     previous = os.environ.get("FUSION_CACHE_DIR")
     os.environ["FUSION_CACHE_DIR"] = str(runs / "cache")
     try:
-        # PTB-XL montages in batches first (about 10x faster than one record at a time in 03).
-        from fusion_utils.data.manifest import load_manifest
-        from fusion_utils.scalograms.cache import ScalogramCache
-
-        ScalogramCache().build(load_manifest(real_edition.real_manifest_path("ptbxl"))["path"],
-                               progress=False)
+        # extract_features builds the PTB-XL montages in one batched pass itself.
         summary = run_grid(root / "experiments" / "real.yaml", runs_dir=runs,
                            only=",".join(REAL_CHAPTER_CONFIG.values()))
     finally:

@@ -84,25 +84,7 @@ if len(set(labels)) < len(labels):  # two runs with the same description: add th
     loaded = [dataclasses.replace(r, label=f"{r.label} ({r.run_dir.name})") for r in loaded]
 
 
-def _pick_main(name: str) -> interpret.RunWeights:
-    if name.strip():
-        for r in loaded:
-            if name.strip() in (str(r.run_dir), r.run_dir.name, r.label):
-                return r
-        path = Path(name.strip())
-        if (path / "classifier_fused.npz").is_file():
-            extra = interpret.load_run(path)
-            loaded.append(extra)
-            return extra
-        raise ValueError(f"main_run={name!r} is none of the runs: "
-                         f"{', '.join(r.run_dir.name for r in loaded)}")
-    for r in loaded:  # the paper's Fig. 5: fine-tuned with augmentation
-        if r.mode == "ft" and r.augmented:
-            return r
-    return loaded[0]
-
-
-main = _pick_main(main_run)
+main = interpret.pick_main_run(loaded, main_run)
 overview = pd.DataFrame([{
     "run": r.label, "folder": r.run_dir.name,
     "image features": int(interpret.image_mask(r.fused.feature_names).sum()),

@@ -20,7 +20,8 @@ __getattr__, __dir__, __all__ = _lazy.attach(
             "plot_per_class_auroc", "plot_raw_vs_standardised"
         ],
         "runs": [
-            "FusedData", "RunWeights", "find_runs", "load_fused_data", "load_run", "run_parameters"
+            "FusedData", "RunWeights", "find_runs", "load_fused_data", "load_run", "pick_main_run",
+            "run_parameters"
         ],
         "shrinkage": ["SETUPS", "shrinkage_conclusion", "shrinkage_table"],
         "summary": ["metadata_only_summary", "reading_summary", "weight_ratio_summary"],

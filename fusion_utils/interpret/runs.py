@@ -18,7 +18,8 @@ import pandas as pd
 from fusion_utils.interpret.weights import _META_PREFIX, ClassifierWeights
 from fusion_utils.run_folder import RunFolder
 
-__all__ = ['FusedData', 'RunWeights', 'find_runs', 'load_fused_data', 'load_run', 'run_parameters']
+__all__ = ['FusedData', 'RunWeights', 'find_runs', 'load_fused_data', 'load_run', 'pick_main_run',
+           'run_parameters']
 
 
 # --------------------------------------------------------------------------------------------
@@ -242,3 +243,37 @@ def load_fused_data(
                              f"differ from predictions.parquet by {diff:.2g} (> {atol:g}); pass "
                              "the manifest the run was built from")
     return FusedData(H, names, labels, split, ids, columns, encoding, diff)
+
+
+def pick_main_run(loaded: list[RunWeights], name: str = "") -> RunWeights:
+    """The run a chapter reads in detail: the one ``name`` designates, else the paper's Fig. 5 run.
+
+    Parameters
+    ----------
+    loaded : list of RunWeights
+        The runs already read; a run folder named by path but not among them is read and
+        appended to ``loaded``.
+    name : str
+        A run folder (path or folder name) or a run label; empty: the first fine-tuned run with
+        augmentation (the paper's Fig. 5), else the first run.
+
+    Raises
+    ------
+    ValueError
+        When ``name`` matches no run and is no run folder.
+    """
+    name = name.strip()
+    if name:
+        for run in loaded:
+            if name in (str(run.run_dir), run.run_dir.name, run.label):
+                return run
+        if (Path(name) / "classifier_fused.npz").is_file():
+            extra = load_run(name)
+            loaded.append(extra)
+            return extra
+        raise ValueError(f"main_run={name!r} is none of the runs: "
+                         f"{', '.join(r.run_dir.name for r in loaded)}")
+    for run in loaded:
+        if run.mode == "ft" and run.augmented:
+            return run
+    return loaded[0]

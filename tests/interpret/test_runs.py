@@ -153,3 +153,23 @@ def test_class_order_comes_from_the_dataset_module(tmp_path):
     import fusion_utils.fusion.train as train
 
     assert not hasattr(train, "class_order")  # the hard-coded copy is gone
+
+
+def test_pick_main_run_by_name_or_the_papers_fig5_run(tmp_path) -> None:
+    from types import SimpleNamespace
+
+    from fusion_utils.interpret.runs import pick_main_run
+
+    def run(folder, label, mode, augmented):
+        return SimpleNamespace(run_dir=tmp_path / folder, label=label, mode=mode,
+                               augmented=augmented)
+
+    loaded = [run("a-bn-noaug", "A BN", "bn", False), run("a-ft-noaug", "A FT", "ft", False),
+              run("a-ft-aug", "A FT aug", "ft", True)]
+    assert pick_main_run(loaded).run_dir.name == "a-ft-aug"  # fine-tuned with augmentation
+    assert pick_main_run(loaded[:2]) is loaded[0]  # none: the first run
+    assert pick_main_run(loaded, " a-ft-noaug ") is loaded[1]  # folder name
+    assert pick_main_run(loaded, "A BN") is loaded[0]  # label
+    assert pick_main_run(loaded, str(tmp_path / "a-ft-aug")) is loaded[2]  # path
+    with pytest.raises(ValueError, match="main_run='zzz' is none of the runs: a-bn-noaug"):
+        pick_main_run(loaded, "zzz")
