@@ -142,6 +142,11 @@ def _read(path: Path) -> Any:
     return nb
 
 
+# A kernel that dies before answering kernel_info never ran a cell; it is started again.
+_KERNEL_START_FAILED = "Kernel died before replying to kernel_info"
+_KERNEL_START_ATTEMPTS = 3
+
+
 def execute_notebook(
     name: str | os.PathLike[str],
     output: str | os.PathLike[str],
@@ -188,11 +193,21 @@ def execute_notebook(
     saved_backend = os.environ.pop("MPLBACKEND", None)
     with atomic_path(out, suffix=".ipynb") as tmp:
         try:
-            papermill.execute_notebook(
-                nb, str(tmp), parameters=params, kernel_name="python3",
-                cwd=str(cwd or env_root), execution_timeout=timeout,
-                log_output=log_output, progress_bar=progress_bar,
-            )
+            for attempt in range(_KERNEL_START_ATTEMPTS):
+                try:
+                    papermill.execute_notebook(
+                        nb, str(tmp), parameters=params, kernel_name="python3",
+                        cwd=str(cwd or env_root), execution_timeout=timeout,
+                        log_output=log_output, progress_bar=progress_bar,
+                    )
+                    break
+                except RuntimeError as exc:
+                    # Two kernels started at once can draw the same free port (jupyter_client
+                    # picks ports before binding them): the kernel dies before any cell ran,
+                    # so starting it again is safe.
+                    if _KERNEL_START_FAILED not in str(exc) or (
+                            attempt + 1 == _KERNEL_START_ATTEMPTS):
+                        raise
         except papermill.PapermillExecutionError as exc:
             if tmp.exists():
                 os.replace(tmp, failed)

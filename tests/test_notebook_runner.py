@@ -90,3 +90,32 @@ def test_compatible_parameter_types_pass(tmp_path, monkeypatch):
     calls = _no_kernel(monkeypatch)
     execute_notebook(TINY, tmp_path / "x.ipynb", {"out": tmp_path / "r.txt", "n": 2})
     assert calls == [{"out": str(tmp_path / "r.txt"), "n": 2}]
+
+
+def test_a_kernel_that_dies_at_start_is_started_again(tmp_path, monkeypatch) -> None:
+    """Two kernels starting at once can draw one port; the loser dies before any cell ran."""
+    import papermill
+
+    from fusion_utils import notebook_runner
+
+    calls = []
+    real = papermill.execute_notebook
+
+    def flaky(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("Kernel died before replying to kernel_info")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(papermill, "execute_notebook", flaky)
+    out = notebook_runner.execute_notebook(TINY, tmp_path / "out.ipynb",
+                                           {"out": str(tmp_path / "r")}, cwd=tmp_path)
+    assert out.is_file() and len(calls) == 2
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("something else")
+
+    monkeypatch.setattr(papermill, "execute_notebook", broken)
+    with pytest.raises(RuntimeError, match="something else"):  # other errors are not retried
+        notebook_runner.execute_notebook(TINY, tmp_path / "out2.ipynb",
+                                         {"out": str(tmp_path / "r2")}, cwd=tmp_path)
