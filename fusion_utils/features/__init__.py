@@ -9,8 +9,8 @@ import lazy_loader as _lazy
 
 __getattr__, __dir__, __all__ = _lazy.attach(
     __name__,
-    submodules=["augment", "backbones", "datasets", "extraction", "finetune", "plots",
-"resolution"],
+    submodules=["augment", "backbones", "datasets", "domain_similarity", "extraction", "finetune",
+                "plots", "resolution"],
     submod_attrs={
         "augment": ["APPLY_TO", "AugmentParams", "PaperAugmentation", "sample_seed"],
         "backbones": [
@@ -20,6 +20,14 @@ __getattr__, __dir__, __all__ = _lazy.attach(
         "datasets": [
             "PREPROCESSING_VERSION", "ManifestImageDataset", "default_montage_params",
             "image_source_info", "load_rgb", "montage_params_for", "resize_image"
+        ],
+        "domain_similarity": [
+            "AGGREGATION", "STATISTICS", "BatchNormStatsCollector", "DomainDistance",
+            "RunningMoments",
+            "batchnorm_layers", "bootstrap_distance", "compare_with_transfer",
+            "domain_distance", "exact_permutation_p", "frechet_diagonal", "image_statistics",
+            "layer_distances", "load_real", "measure_domain_distance", "noise_floor",
+            "real_output_dir", "run_real", "statistics_distance", "transfer_differences"
         ],
         "extraction": [
             "FEATURES_VERSION", "FeatureSet", "extract_features", "feature_cache_key",
