@@ -13,10 +13,12 @@ import nbformat
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 from fusion_utils.notebook_runner import execute_notebook, notebook_parameters
 
 CLASSES = ["NORM", "MI", "STTC", "CD", "HYP"]
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _write_run(tmp: Path, n: int = 150, d: int = 12, seed: int = 0) -> tuple[Path, Path]:
@@ -53,10 +55,25 @@ def _write_run(tmp: Path, n: int = 150, d: int = 12, seed: int = 0) -> tuple[Pat
 def test_parameters_documented():
     p04 = notebook_parameters("04_fusion")
     assert list(p04) == ["dataset", "run_dir", "manifest_path", "metadata_columns", "encoding",
-                         "l2", "standardize", "max_epochs", "tol", "seed"]
+                         "training", "l2", "standardize", "max_epochs", "tol", "seed"]
+    assert p04["training"]["default"] in ("'converged'", '"converged"', "converged")
     p05 = notebook_parameters("05_evaluation")
     assert list(p05) == ["dataset", "run_dir", "n_bootstrap", "seed", "config_label"]
     assert all(p["help"] for p in [*p04.values(), *p05.values()])
+
+
+def test_grids_route_the_training_parameter_to_notebook_04():
+    from fusion_utils.experiments.spec import load_grid
+
+    for grid_file in ("book.yaml", "real.yaml"):
+        spec = yaml.safe_load((ROOT / "experiments" / grid_file).read_text())
+        spec["defaults"] = {**spec.get("defaults", {}), "training": "paper"}
+        grid = load_grid(spec)
+        config = grid.configurations[0]
+        routed = {nb.stem: p for nb, p in grid.notebook_parameters(config, "runs/x")}
+        assert routed["04_fusion"]["training"] == "paper", grid_file
+        assert "training" not in routed["03_feature_extraction"]
+        assert "training" not in routed["05_evaluation"]
 
 
 @pytest.mark.slow
@@ -88,6 +105,8 @@ def test_notebooks_04_05_write_the_run_folder(tmp_path):
     assert recorded["encoding"] == "paper" and recorded["classes"] == CLASSES
     assert recorded["metadata_columns"] == ["age", "sex", "recording_date"]
     assert recorded["l2"] == 0.01 and recorded["max_epochs"] == 2000 and recorded["tol"] == 1e-6
+    assert recorded["training"] == "converged" and recorded["solver"] == "lbfgs"
+    assert timings["training"] == "converged"
     assert recorded["manifest_sha256"] == file_sha256(manifest)
 
     out = execute_notebook("05_evaluation", tmp_path / "05.ipynb",

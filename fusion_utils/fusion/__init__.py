@@ -18,9 +18,9 @@ __getattr__, __dir__, __all__ = _lazy.attach(
         "plots": ["plot_loss_curves"],
         "softmax": ["SoftmaxClassifier", "sklearn_C", "softmax"],
         "train": [
-            "align_metadata", "check_classifier_inputs", "default_run_dir", "feature_matrix",
-            "fuse", "manifest_classes", "metadata_frame", "resolve_run_dir",
-            "train_image_and_fused", "write_run"
+            "TRAININGS", "align_metadata", "check_classifier_inputs", "default_run_dir",
+            "feature_matrix", "fuse", "manifest_classes", "metadata_frame", "resolve_run_dir",
+            "train_image_and_fused", "training_params", "write_run"
         ],
     },
 )

@@ -19,6 +19,7 @@ import pandas as pd
 from fusion_utils.errors import ClassifierError
 
 __all__ = [
+    "TRAININGS",
     "align_metadata",
     "check_classifier_inputs",
     "default_run_dir",
@@ -28,8 +29,54 @@ __all__ = [
     "metadata_frame",
     "resolve_run_dir",
     "train_image_and_fused",
+    "training_params",
     "write_run",
 ]
+
+
+#: The classifier trainings notebook 04 offers (its ``training`` parameter) and the
+#: :class:`~fusion_utils.fusion.softmax.SoftmaxClassifier` solver each one uses.
+TRAININGS: dict[str, str] = {
+    # preconditioned L-BFGS run until the gradient norm is below tol (or max_epochs)
+    "converged": "lbfgs",
+    # MATLAB R2021a's trainSoftmaxLayer: trainscg from zero weights, max_epochs, min_grad tol
+    "paper": "trainscg",
+}
+
+
+def training_params(training: str, classifier_params: dict[str, Any] | None = None
+                    ) -> dict[str, Any]:
+    """``classifier_params`` with the solver of ``training`` (a key of :data:`TRAININGS`).
+
+    ``"converged"``: ``solver="lbfgs"``, the preconditioned L-BFGS fit run to the gradient
+    tolerance ``tol`` (the paper's stated stopping rule, met). ``"paper"``:
+    ``solver="trainscg"``, MATLAB's ``trainSoftmaxLayer`` as it runs (scaled conjugate gradient
+    from zero weights, ``max_epochs`` epochs or minimum gradient ``tol``, no penalty, no input
+    scaling); see :class:`~fusion_utils.fusion.softmax.SoftmaxClassifier`.
+
+    Raises
+    ------
+    ValueError
+        For an unknown ``training``, a ``solver`` in ``classifier_params`` that contradicts it,
+        or ``training="paper"`` with ``l2 != 0`` or ``standardize=True`` (MATLAB's
+        ``trainSoftmaxLayer`` has neither).
+    """
+    if training not in TRAININGS:
+        raise ValueError(f"training={training!r}: expected one of {', '.join(TRAININGS)} "
+                         "(converged: L-BFGS to the gradient tolerance; paper: MATLAB's trainscg)")
+    params = dict(classifier_params or {})
+    solver = TRAININGS[training]
+    if params.get("solver", solver) != solver:
+        raise ValueError(f"training={training!r} trains with solver={solver!r}, but the "
+                         f"classifier parameters say solver={params['solver']!r}; pass one")
+    if training == "paper" and (params.get("l2", 0) != 0 or params.get("standardize", False)):
+        raise ValueError(
+            f"training='paper' with l2={params.get('l2')!r}, "
+            f"standardize={params.get('standardize')!r}: MATLAB's trainSoftmaxLayer has no "
+            "penalty and no input scaling; pass l2=0 and standardize=False, or "
+            "training='converged'")
+    params["solver"] = solver
+    return params
 
 
 def feature_matrix(features: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -229,7 +276,8 @@ def check_classifier_inputs(M: Any, names: Sequence[str], ids: Sequence[str], *,
 
 def train_image_and_fused(features: Any, manifest: pd.DataFrame, *,
                           metadata_columns: Sequence[str] | None = None, encoding: str = "paper",
-                          classifier_params: dict[str, Any] | None = None) -> dict[str, Any]:
+                          classifier_params: dict[str, Any] | None = None,
+                          training: str = "converged") -> dict[str, Any]:
     """Train the image-only and the fused softmax classifiers on the training split.
 
     Parameters
@@ -244,7 +292,12 @@ def train_image_and_fused(features: Any, manifest: pd.DataFrame, *,
     encoding : str
         :class:`~fusion_utils.fusion.metadata.MetadataEncoder` encoding.
     classifier_params : dict, optional
-        Passed to :class:`~fusion_utils.fusion.softmax.SoftmaxClassifier`.
+        Passed to :class:`~fusion_utils.fusion.softmax.SoftmaxClassifier` (its ``solver`` is
+        set by ``training``).
+    training : {"converged", "paper"}
+        How both classifiers are trained (:data:`TRAININGS`, :func:`training_params`):
+        preconditioned L-BFGS to the gradient tolerance, or MATLAB's ``trainscg`` as the paper
+        ran it.
 
     Returns
     -------
@@ -252,7 +305,7 @@ def train_image_and_fused(features: Any, manifest: pd.DataFrame, *,
         ``classes``, ``encoder``, ``models`` ({"image", "fused"}), ``matrices``
         ({"image": (X, names), "fused": (H, names)}), ``train`` (boolean mask),
         ``predictions`` (tidy frame, every split), ``fit`` (per-model fit summary) and
-        ``parameters`` (``metadata_columns`` without ``meta.``, ``encoding`` and every
+        ``parameters`` (``metadata_columns`` without ``meta.``, ``encoding``, ``training`` and every
         classifier setting by its SoftmaxClassifier name: ``l2``, ``tol``, ``max_epochs``,
         ``solver``, ``standardize``, ``random_state``, ...; :func:`write_run` records them in
         ``run.json``).
@@ -270,7 +323,7 @@ def train_image_and_fused(features: Any, manifest: pd.DataFrame, *,
     encoder = MetadataEncoder(encoding=encoding).fit(meta[train])
     H, fused_names = fuse(features, meta, encoder)
     classes = manifest_classes(manifest, labels)
-    params = dict(classifier_params or {})
+    params = training_params(training, classifier_params)
     matrices = {"image": (X.astype(np.float64), img_names), "fused": (H, fused_names)}
     models, fits, frames = {}, {}, []
     ids = np.asarray(features.ids).astype(str)
@@ -281,7 +334,8 @@ def train_image_and_fused(features: Any, manifest: pd.DataFrame, *,
         fits[name] = {"fit_seconds": model.fit_time_, "epochs": model.n_epochs_,
                       "grad_norm": model.grad_norm_, "loss": model.loss_,
                       "converged": bool(model.converged_), "stop_reason": model.stop_reason_,
-                      "n_features": int(M.shape[1])}
+                      "n_features": int(M.shape[1]), "training": training,
+                      "solver": model.solver}
         proba = _ordered_proba(model, M, classes)
         frame = pd.DataFrame({"record_id": np.asarray(features.ids).astype(str), "split": split,
                               "label": labels, "model": name})
@@ -289,7 +343,8 @@ def train_image_and_fused(features: Any, manifest: pd.DataFrame, *,
             frame[f"prob.{c}"] = proba[:, k]
         frames.append(frame)
     parameters = {"metadata_columns": [str(c).removeprefix("meta.") for c in meta.columns],
-                  "encoding": str(encoding), **_classifier_settings(models["fused"])}
+                  "encoding": str(encoding), "training": training,
+                  **_classifier_settings(models["fused"])}
     return {"classes": classes, "encoder": encoder, "models": models, "matrices": matrices,
             "train": train, "predictions": pd.concat(frames, ignore_index=True), "fit": fits,
             "parameters": parameters}
@@ -306,7 +361,8 @@ def write_run(run_dir: Any, result: dict[str, Any], extraction_info: dict[str, A
     classifier settings; plus the manifest's path and hash when ``manifest_path`` is given).
 
     Returns the timings written (seconds): ``extraction`` (features info ``seconds``),
-    ``finetune`` (``ft_seconds``), ``fit_image``, ``fit_fused`` and each fit's summary.
+    ``finetune`` (``ft_seconds``), ``fit_image``, ``fit_fused``, ``training`` (the
+    classifier training, :data:`TRAININGS`) and each fit's summary.
     """
     from fusion_utils.fusion.classifier_io import classifier_from_estimator
     from fusion_utils.run_folder import RunFolder
@@ -321,6 +377,7 @@ def write_run(run_dir: Any, result: dict[str, Any], extraction_info: dict[str, A
     timings = {"extraction": info.get("seconds"), "finetune": info.get("ft_seconds"),
                "fit_image": result["fit"]["image"]["fit_seconds"],
                "fit_fused": result["fit"]["fused"]["fit_seconds"],
+               "training": result["parameters"].get("training"),
                "classifier": result["fit"]}
     run.write_timings(timings)
     run.record("fusion", {**result["parameters"], "classes": list(result["classes"])},

@@ -94,3 +94,75 @@ def test_classifier_inputs_with_nan_or_text_name_columns_and_records() -> None:
     text = np.array([[1.0, 2.0, "abc"], [1.0, 2.0, 3.0], [1.0, 2.0, 3.0]], dtype=object)
     with pytest.raises(ClassifierError, match=r"not numbers in column\(s\) \['meta\.age'\]"):
         check_classifier_inputs(text, names, ids, model="image")
+
+
+def _toy_run(n: int = 120, d: int = 6, seed: int = 0):
+    """A FeatureSet-like object and a PTB-XL manifest with age and sex (metadata tied to y)."""
+    from types import SimpleNamespace
+
+    classes = ["NORM", "MI", "STTC", "CD", "HYP"]
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % 5
+    X = rng.normal(size=(n, d)) + 0.8 * (y[:, None] == np.arange(d) % 5)
+    ids = np.array([f"r{i}" for i in range(n)])
+    split = np.where(np.arange(n) < 90, "train", "test")
+    features = SimpleNamespace(ids=ids, labels=np.array(classes)[y], split=split, X=X,
+                               feature_names=np.array([f"img.{i:04d}" for i in range(d)]))
+    manifest = pd.DataFrame({"record_id": ids, "label": np.array(classes)[y], "split": split,
+                             "meta.age": rng.normal(60, 10, n) + 5 * y,
+                             "meta.sex": np.where(y % 2 == 0, "male", "female")})
+    manifest.attrs = {"dataset": "ptbxl"}
+    return features, manifest
+
+
+def test_training_parameter_chooses_the_solver_and_changes_the_weights(tmp_path):
+    import json
+
+    from fusion_utils.fusion.train import train_image_and_fused, write_run
+
+    features, manifest = _toy_run()
+    params = {"max_epochs": 50, "tol": 1e-6}
+    with pytest.warns(Warning):  # the converged fit stops at max_epochs on separable toy data
+        conv = train_image_and_fused(features, manifest, classifier_params=params)
+    paper = train_image_and_fused(features, manifest, classifier_params=params, training="paper")
+    assert conv["parameters"]["training"] == "converged"
+    assert conv["parameters"]["solver"] == "lbfgs"
+    assert paper["parameters"]["training"] == "paper"
+    assert paper["parameters"]["solver"] == "trainscg"
+    assert {f["solver"] for f in paper["fit"].values()} == {"trainscg"}
+    assert paper["fit"]["fused"]["epochs"] == 50  # MATLAB's budget, rejected steps counted
+    # raw age (~60) next to features of scale 1: MATLAB's training is far from the optimum
+    # after 50 epochs, the converged one is not, so the fused weights differ
+    a, b = conv["models"]["fused"].coef_, paper["models"]["fused"].coef_
+    assert a.shape == b.shape and not np.allclose(a, b, rtol=0.1, atol=0.01)
+    assert paper["fit"]["fused"]["stop_reason"] == "max_epochs"
+    assert conv["fit"]["fused"]["grad_norm"] < 1e-3 < paper["fit"]["fused"]["grad_norm"]
+    # the paper's training is MATLAB's trainscg from zeros: the same fit done directly agrees
+    from fusion_utils.fusion.softmax import SoftmaxClassifier
+
+    H, _ = paper["matrices"]["fused"]
+    train = paper["train"]
+    direct = SoftmaxClassifier(solver="trainscg", **params).fit(
+        H[train], features.labels[train])
+    np.testing.assert_allclose(paper["models"]["fused"].coef_, direct.coef_)
+    timings = write_run(tmp_path / "run", paper, {"seconds": 3.0})
+    assert timings["training"] == "paper"
+    assert json.loads((tmp_path / "run" / "timings.json").read_text())["training"] == "paper"
+    run_json = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert run_json["stages"]["fusion"]["parameters"]["training"] == "paper"
+    assert run_json["stages"]["fusion"]["parameters"]["solver"] == "trainscg"
+
+
+def test_training_parameter_refuses_what_matlab_lacks():
+    from fusion_utils.fusion.train import TRAININGS, training_params
+
+    assert TRAININGS == {"converged": "lbfgs", "paper": "trainscg"}
+    assert training_params("paper", {"l2": 0.0})["solver"] == "trainscg"
+    with pytest.raises(ValueError, match="training='fast'.*converged, paper"):
+        training_params("fast")
+    with pytest.raises(ValueError, match="training='paper' with l2=0.01"):
+        training_params("paper", {"l2": 0.01})
+    with pytest.raises(ValueError, match="standardize=True"):
+        training_params("paper", {"standardize": True})
+    with pytest.raises(ValueError, match="solver='gd'"):
+        training_params("converged", {"solver": "gd"})
