@@ -8,11 +8,13 @@ results table of :func:`fusion_utils.experiments.results.collect` and returns a
 :class:`Verdict`: ``reproduced``, ``not reproduced`` or ``not testable`` (the grid lacks the
 datasets, backbones, modes or columns the finding is about), with the numbers behind it.
 
-Two findings need per-configuration columns beyond the results table's documented ones
-(:data:`CONFIGURATION_EXTRAS`): the image-weight shrinkage needs ``image_weight_ratio`` and the
-cost ``fit_seconds_image``, ``fit_seconds_fused`` and ``extraction_seconds``
-(``finetune_seconds`` counted when present). Without them their verdict is ``not testable``
-and names what is missing.
+Two findings read the per-configuration columns of the results table
+(:data:`CONFIGURATION_EXTRAS`, derived from each run folder by
+:func:`fusion_utils.experiments.results.run_columns`): the image-weight shrinkage needs
+``image_weight_ratio`` and the cost ``fit_seconds_image``, ``fit_seconds_fused`` and
+``extraction_seconds`` (``finetune_seconds`` counted when present). When a table lacks them (or
+they are all NaN: run folders without the classifier or timing files) their verdict is
+``not testable`` and names what is missing.
 
 Improvement is the paper's: the difference fused - image of a metric's value, in percentage points
 (Figs. 2-3: 70% -> 80% is +10), computed from the ``macro_mean`` rows (Figs. 2-3) or from each
@@ -58,10 +60,11 @@ CONFIGURATION_EXTRAS: tuple[str, ...] = (
     "image_weight_ratio", "fit_seconds_image", "fit_seconds_fused", "extraction_seconds",
     "finetune_seconds",
 )
-"""Optional per-configuration columns of a results table that some findings read.
+"""Per-configuration columns of a results table that some findings read.
 
-``image_weight_ratio``: mean ``|w|`` of the image-feature weights of the image-only classifier
-divided by that of the fused classifier (the paper's Fig. 5 statistic). ``fit_seconds_image``,
+``image_weight_ratio``: median ``|w|`` of the image-feature weights of the image-only classifier
+divided by that of the fused classifier (the paper's Fig. 5 statistic, as
+:func:`fusion_utils.interpret.weights.weight_scale_table` computes it). ``fit_seconds_image``,
 ``fit_seconds_fused``: the two softmax fits; ``extraction_seconds``, ``finetune_seconds``: feature
 extraction and fine-tuning (a run folder's ``timings.json`` holds these as ``fit_image``,
 ``fit_fused``, ``extraction`` and ``finetune``).
@@ -495,7 +498,7 @@ def _missing_columns(macro: pd.DataFrame, needed: Sequence[str]) -> list[str]:
 def _image_weight_shrinkage(macro: pd.DataFrame, classwise: pd.DataFrame, tol: float) -> Verdict:
     if _missing_columns(macro, ["image_weight_ratio"]):
         return _untestable("not testable from the results table: it needs a column "
-                           "image_weight_ratio (per configuration, mean |w| of the image-feature "
+                           "image_weight_ratio (per configuration, median |w| of the image-feature "
                            "weights of the image-only classifier over that of the fused one, "
                            "from classifier_image.npz and classifier_fused.npz; chapter 06 "
                            "computes it for one configuration)")

@@ -27,13 +27,34 @@ Columns, in order (:data:`RESULT_COLUMNS`, with any extra axis of the grid after
 ``p_value``               DeLong p-value of fused vs image AUROC on that class (rows with
                           ``metric == "auroc"``, ``model == "fused"`` and a class name), else NaN
 ``stars``                 ``*`` (p <= 0.10), ``**`` (p <= 0.05) or empty, on the same rows
+``training``              the classifiers' training, ``converged`` or ``paper`` (notebook 04's
+                          ``training``; from ``run.json``, an older run's solver ``lbfgs`` reads
+                          ``converged``)
+``fit_seconds_image``     seconds of the image-only classifier's fit (``timings.json``)
+``fit_seconds_fused``     seconds of the fused classifier's fit (``timings.json``)
+``extraction_seconds``    seconds of feature extraction (``feature_timings.json``, else
+                          ``timings.json``; on a cache hit, the time of the run that computed them)
+``finetune_seconds``      seconds of fine-tuning (0 for BN; same files)
+``image_weight_ratio``    the paper's Fig. 5 statistic: median ``|w|`` of the image-feature
+                          weights of the image-only classifier over that of the fused one
+                          (:func:`fusion_utils.interpret.weights.weight_scale_table`, row
+                          ``all``; read from ``classifier_{image,fused}.npz``)
 ========================  =======================================================================
+
+The last six (:data:`RUN_COLUMNS`) hold one value per configuration, repeated on its rows; they
+are NaN (``training``: None) when a run folder lacks the file they come from. :func:`collect`
+derives them from the run folder when a run's ``results.parquet`` predates them, and
+:func:`add_run_columns` adds them to an already collected table (command line:
+``python -m fusion_utils.experiments.results add-run-columns TABLE RUNS_DIR``).
 """
 
 from __future__ import annotations
 
+import argparse
+import math
 import os
-from collections.abc import Callable, Mapping
+import sys
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -45,13 +66,135 @@ from fusion_utils.paths import project_root
 from fusion_utils.paths import runs_dir as default_runs_root
 from fusion_utils.run_folder import RunFolder, RunFolderError
 
-__all__ = ["RESULT_COLUMNS", "collect", "grid_status", "load_results", "read_status",
-           "results_table"]
+__all__ = ["RESULT_COLUMNS", "RUN_COLUMNS", "add_run_columns", "collect", "grid_status",
+           "load_results", "read_status", "results_table", "run_columns"]
+
+RUN_COLUMNS: tuple[str, ...] = (
+    "training", "fit_seconds_image", "fit_seconds_fused", "extraction_seconds",
+    "finetune_seconds", "image_weight_ratio",
+)
+"""Per-configuration columns read from a run folder's files (:func:`run_columns`)."""
 
 RESULT_COLUMNS: tuple[str, ...] = (
     *CONFIG_COLUMNS, "metric", "class", "model", "with_metadata", "value", "p_value", "stars",
+    *RUN_COLUMNS,
 )
 """Documented columns of the results table, in order."""
+
+# notebook 04's training by the SoftmaxClassifier solver it uses (runs that predate `training`)
+_TRAINING_OF_SOLVER = {"lbfgs": "converged", "trainscg": "paper"}
+
+
+def _seconds(value: Any) -> float:
+    """A number of seconds from a JSON value (NaN when absent or not a finite number)."""
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        return math.nan
+    return x if math.isfinite(x) else math.nan
+
+
+def _json_or_empty(run: RunFolder, name: str) -> dict[str, Any]:
+    if not run.has(name):
+        return {}
+    try:
+        return run._read_json(name)
+    except RunFolderError:
+        return {}
+
+
+def run_columns(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
+    """The :data:`RUN_COLUMNS` of one run folder (NaN or None for what its files lack).
+
+    ``training`` comes from the ``fusion`` stage of ``run.json``; the fit times from
+    ``timings.json`` (``fit_image``/``fit_fused``, else its ``classifier`` summaries); extraction
+    and fine-tuning from ``feature_timings.json`` (``extraction_s``/``fine_tuning_s``), else
+    ``timings.json`` (``extraction``/``finetune``); ``image_weight_ratio`` from the two classifier
+    files through :func:`fusion_utils.interpret.weights.weight_scale_table` (row ``all``). A
+    missing, damaged or inconsistent file gives NaN for its columns, never an error.
+    """
+    run = RunFolder(run_dir)
+    timings = _json_or_empty(run, "timings.json")
+    features = _json_or_empty(run, "feature_timings.json")
+    fits = timings.get("classifier") if isinstance(timings.get("classifier"), dict) else {}
+
+    def fit(model: str) -> float:
+        value = _seconds(timings.get(f"fit_{model}"))
+        if math.isnan(value) and isinstance(fits.get(model), dict):
+            value = _seconds(fits[model].get("fit_seconds"))
+        return value
+
+    def first(*values: Any) -> float:
+        return next((v for v in map(_seconds, values) if not math.isnan(v)), math.nan)
+
+    training = None
+    try:
+        fusion = run.parameters("fusion") if run.has("run.json") else {}
+    except (RunFolderError, KeyError, ValueError):
+        fusion = {}
+    if fusion.get("training"):
+        training = str(fusion["training"])
+    elif fusion.get("solver") in _TRAINING_OF_SOLVER:
+        training = _TRAINING_OF_SOLVER[str(fusion["solver"])]
+    return {"training": training,
+            "fit_seconds_image": fit("image"), "fit_seconds_fused": fit("fused"),
+            "extraction_seconds": first(features.get("extraction_s"), timings.get("extraction")),
+            "finetune_seconds": first(features.get("fine_tuning_s"), timings.get("finetune")),
+            "image_weight_ratio": _image_weight_ratio(run)}
+
+
+def _image_weight_ratio(run: RunFolder) -> float:
+    """The Fig. 5 statistic of a run (NaN without both classifier files or metadata columns)."""
+    from fusion_utils.interpret.weights import weight_scale_table
+
+    if not (run.classifier_path("image").is_file() and run.classifier_path("fused").is_file()):
+        return math.nan
+    try:
+        table = weight_scale_table(run.read_classifier("image"), run.read_classifier("fused"))
+    except (RunFolderError, ValueError):
+        return math.nan
+    return float(table.loc[table["class"] == "all", "ratio"].iloc[0])
+
+
+def add_run_columns(table: pd.DataFrame, runs_dir: str | os.PathLike[str], *,
+                    overwrite: bool = True) -> pd.DataFrame:
+    """``table`` with :data:`RUN_COLUMNS` derived from ``runs_dir/<config_id>/`` (per row).
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        A collected results table (with ``config_id``).
+    runs_dir : path-like
+        The grid's runs folder; a configuration without a folder gets NaN.
+    overwrite : bool
+        Replace values already in the table (default); False only fills missing ones.
+
+    Returns
+    -------
+    pandas.DataFrame
+        A copy in the :data:`RESULT_COLUMNS` order (extra axes after ``seed``).
+    """
+    if "config_id" not in table.columns:
+        raise ValueError("the results table has no config_id column; pass a table written by "
+                         "fusion_utils.experiments.results.collect")
+    root = Path(runs_dir).expanduser()
+    per = {cid: run_columns(root / str(cid)) for cid in table["config_id"].astype(str).unique()}
+    out = table.copy()
+    ids = out["config_id"].astype(str)
+    for col in RUN_COLUMNS:
+        derived = ids.map(lambda cid, c=col: per[cid][c])
+        if col in out.columns and not overwrite:
+            derived = out[col].where(out[col].notna(), derived)
+        out[col] = derived.astype(object if col == "training" else float)
+    return _ordered(out)
+
+
+def _ordered(df: pd.DataFrame) -> pd.DataFrame:
+    extra = [c for c in df.columns if c not in RESULT_COLUMNS]
+    for col in RESULT_COLUMNS:
+        if col not in df.columns:
+            df[col] = None
+    return df[[*CONFIG_COLUMNS, *extra, *RESULT_COLUMNS[len(CONFIG_COLUMNS):]]]
 
 
 def read_status(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
@@ -76,7 +219,8 @@ def results_table(run_dir: str | os.PathLike[str], columns: Mapping[str, Any]) -
     Returns
     -------
     pandas.DataFrame
-        Columns :data:`RESULT_COLUMNS` plus any extra configuration column.
+        Columns :data:`RESULT_COLUMNS` plus any extra configuration column; the
+        :data:`RUN_COLUMNS` from :func:`run_columns`.
     """
     run = RunFolder(run_dir)
     df = run.read_metrics()[["metric", "class", "model", "value"]].copy()
@@ -93,14 +237,12 @@ def results_table(run_dir: str | os.PathLike[str], columns: Mapping[str, Any]) -
             df.loc[rows, "p_value"] = df.loc[rows, "class"].map(sig["p_value"]).astype(float)
             if "stars" in sig.columns:
                 df.loc[rows, "stars"] = df.loc[rows, "class"].map(sig["stars"]).fillna("")
+    for name, value in run_columns(run_dir).items():
+        df[name] = value
     for name, value in reversed(list(columns.items())):
-        df.insert(0, name, [value] * len(df))
-    extra = [c for c in columns if c not in RESULT_COLUMNS]
-    order = [*CONFIG_COLUMNS, *extra, *RESULT_COLUMNS[len(CONFIG_COLUMNS):]]
-    for col in order:
-        if col not in df.columns:
-            df[col] = None
-    return df[order].reset_index(drop=True)
+        if name not in RUN_COLUMNS:
+            df.insert(0, name, [value] * len(df))
+    return _ordered(df).reset_index(drop=True)
 
 
 def _first_line(text: Any, width: int = 200) -> str:
@@ -156,7 +298,8 @@ def collect(runs_dir: str | os.PathLike[str], output: str | os.PathLike[str] | N
     -------
     pandas.DataFrame
         Columns :data:`RESULT_COLUMNS` (extra axes after ``seed``); empty with those columns
-        when no run is complete.
+        when no run is complete. A run whose ``results.parquet`` lacks :data:`RUN_COLUMNS` gets
+        them from its folder (:func:`add_run_columns`).
     """
     root = Path(runs_dir).expanduser()
     if not root.is_dir():
@@ -170,11 +313,12 @@ def collect(runs_dir: str | os.PathLike[str], output: str | os.PathLike[str] | N
             if warn:
                 warn(f"{run_dir.name}: {st.get('state')}, not collected")
             continue
-        frames.append(run.read_results())
+        frame = run.read_results()
+        if not set(RUN_COLUMNS) <= set(frame.columns):  # a run collected before they existed
+            frame = add_run_columns(frame, root, overwrite=False)
+        frames.append(frame)
     if frames:
-        df = pd.concat(frames, ignore_index=True)
-        extra = [c for c in df.columns if c not in RESULT_COLUMNS]
-        df = df[[*CONFIG_COLUMNS, *extra, *RESULT_COLUMNS[len(CONFIG_COLUMNS):]]]
+        df = _ordered(pd.concat(frames, ignore_index=True))
     else:
         df = pd.DataFrame(columns=list(RESULT_COLUMNS))
     if output is not None:
@@ -207,3 +351,34 @@ def load_results(results_path: str | os.PathLike[str] = "",
     if not folder.is_absolute():
         folder = project_root() / folder
     return collect(folder, warn=lambda msg: print("not complete:", msg))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m fusion_utils.experiments.results add-run-columns TABLE RUNS_DIR [-o OUT]``:
+    re-derive :data:`RUN_COLUMNS` of a collected table from its run folders (in place unless
+    ``-o``)."""
+    parser = argparse.ArgumentParser(prog="python -m fusion_utils.experiments.results",
+                                     description=main.__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    add = sub.add_parser("add-run-columns", help="re-derive the per-run columns of a table")
+    add.add_argument("table", help="a results.parquet written by collect")
+    add.add_argument("runs_dir", help="the grid's runs folder (runs/<grid>)")
+    add.add_argument("-o", "--output", help="write here instead of over TABLE")
+    args = parser.parse_args(argv)
+    table_path = Path(args.table)
+    if not table_path.is_file():
+        parser.error(f"no results table at {table_path}")
+    if not Path(args.runs_dir).is_dir():
+        parser.error(f"no runs folder at {args.runs_dir}")
+    df = add_run_columns(pd.read_parquet(table_path), args.runs_dir)
+    output = Path(args.output) if args.output else table_path
+    with atomic_path(output) as tmp:
+        df.to_parquet(tmp, index=False)
+    per = df.groupby("config_id")[list(RUN_COLUMNS)].first()
+    print(f"{output}: {len(df)} rows, {len(per)} configurations; per configuration:")
+    print(per.to_string())
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

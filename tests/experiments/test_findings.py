@@ -79,7 +79,8 @@ def make_results(improvement=paper_like, backbones=BACKBONES, datasets=("ham1000
                                  "stars": "**" if (metric == "auroc" and model == "fused"
                                                    and cls in "AB") else ""})
     extra_columns = list(extras(datasets[0], backbones[0], "bn", False)) if extras else []
-    return pd.DataFrame(rows, columns=[*RESULT_COLUMNS, *extra_columns])
+    return pd.DataFrame(rows, columns=[*RESULT_COLUMNS,
+                                       *[c for c in extra_columns if c not in RESULT_COLUMNS]])
 
 
 def paper_table(improvement=paper_like, **kw) -> pd.DataFrame:
@@ -348,3 +349,45 @@ def test_vgg16_exception_needs_vgg16() -> None:
     evidence = gf.evaluate_findings(paper_table()).set_index("key").loc[
         "vgg16_bn_auroc_drops", "evidence"]
     assert "largest drop: ham10000-vgg16-bn-noaug -2.00 pp" in evidence
+
+
+def _run_folder(run_dir, cid: str, *, ratio: float, fit_fused: float) -> None:
+    """A completed run folder with notebook 03/04/05 files (metrics from ``make_results``)."""
+    from fusion_utils.experiments.results import results_table
+    from fusion_utils.interpret.weights import ClassifierWeights
+    from fusion_utils.run_folder import RunFolder
+
+    run = RunFolder(run_dir)
+    ds, bb, _mode, _aug = cid.split("-")
+    table = make_results(datasets=(ds,), backbones=(bb,))
+    rows = table[table["config_id"] == cid]
+    run.write_metrics(rows[["metric", "class", "model", "value"]].reset_index(drop=True))
+    run.write_feature_timings({"extraction_s": 1000.0, "fine_tuning_s": 0.0})
+    run.write_timings({"fit_image": 5.0, "fit_fused": fit_fused})
+    coef = np.array([[2.0, -2.0], [-2.0, 2.0]])
+    for name, c, names in (("image", coef, ["img.0", "img.1"]),
+                           ("fused", np.hstack([coef / ratio, [[1.0], [-1.0]]]),
+                            ["img.0", "img.1", "age"])):
+        run.write_classifier(name, ClassifierWeights(c, np.zeros(2), np.array(names),
+                                                     np.array(["A", "B"])))
+    cols = dict(rows.iloc[0][["grid", "config_id", "dataset", "backbone", "weights", "mode",
+                              "augment", "epochs", "seed"]])
+    run.write_results(results_table(run_dir, cols))
+    run.write_status({"state": "done"})
+
+
+@pytest.mark.parametrize(("ratio", "fit_fused", "shrinks", "cheap"),
+                         [(100.0, 6.0, "reproduced", "reproduced"),
+                          (1.5, 200.0, "not reproduced", "not reproduced")])
+def test_shrinkage_and_cost_from_collected_run_folders(tmp_path, ratio, fit_fused, shrinks,
+                                                       cheap) -> None:
+    from fusion_utils.experiments.results import collect
+
+    for cid in ("ham10000-resnet50-bn-noaug", "ptbxl-resnet50-bn-noaug"):
+        _run_folder(tmp_path / cid, cid, ratio=ratio, fit_fused=fit_fused)
+    table = gf.evaluate_findings(collect(tmp_path)).set_index("key")
+    assert table.loc["image_weight_shrinkage", "status"] == shrinks
+    assert f"{ratio:.3g} to {ratio:.3g}" in table.loc["image_weight_shrinkage", "evidence"]
+    assert table.loc["negligible_cost", "status"] == cheap
+    share = f"{fit_fused / 1000:.2%}"
+    assert f"{share} to {share}" in table.loc["negligible_cost", "evidence"]
