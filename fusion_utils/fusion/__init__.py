@@ -17,10 +17,11 @@ __getattr__, __dir__, __all__ = _lazy.attach(
         "meta_embedding": [
             "DVME", "DVMEClassifier", "DVMEConfig", "MODELS", "MetaEmbeddingResult", "Sources",
             "answer", "attention_by_class", "committed_meta_embedding", "compare_meta_embeddings",
-            "load_sources", "main", "resolve_run_dirs", "run_real", "summary_table"
+            "load_sources", "main", "resolve_run_dirs", "run_real", "sources_from_feature_sets",
+            "summary_table"
         ],
         "metadata": ["DATETIME_PARTS", "ENCODINGS", "MetadataEncoder", "parse_datetime_column"],
-        "plots": ["plot_loss_curves"],
+        "plots": ["plot_attention_by_class", "plot_loss_curves"],
         "softmax": ["SoftmaxClassifier", "sklearn_C", "softmax"],
         "train": [
             "TRAININGS", "align_metadata", "check_classifier_inputs", "default_run_dir",

@@ -85,6 +85,7 @@ __all__ = [
     "main",
     "resolve_run_dirs",
     "run_real",
+    "sources_from_feature_sets",
     "summary_table",
 ]
 
@@ -239,20 +240,38 @@ def load_sources(run_dirs: str | Sequence[str | os.PathLike[str]],
         raise ValueError(f"run_dirs={run_dirs!r}: meta-embeddings need at least two backbones' "
                          f"features, found {len(folders)} ({[str(f) for f in folders]})")
     sets = [RunFolder(f).read_features() for f in folders]
-    names = [_source_name(fs.info, f) for fs, f in zip(sets, folders, strict=True)]
+    return sources_from_feature_sets(sets, [str(f) for f in folders])
+
+
+def sources_from_feature_sets(sets: Sequence[Any], origins: Sequence[str] | None = None
+                              ) -> Sources:
+    """:class:`Sources` from FeatureSets of the same records (rows aligned by ``record_id``).
+
+    Sources are named after ``info["backbone"]``; when two share a backbone, after their
+    ``origins`` (folder names).
+
+    Raises
+    ------
+    ValueError
+        Feature sets whose records, labels or splits differ (naming the origins and records).
+    """
+    origins = [str(o) for o in (origins or [f"source {k}" for k in range(len(sets))])]
+    if len(origins) != len(sets):
+        raise ValueError(f"{len(origins)} origins for {len(sets)} feature sets")
+    names = [_source_name(fs.info, Path(o)) for fs, o in zip(sets, origins, strict=True)]
     if len(set(names)) < len(names):
-        names = [f.name for f in folders]
+        names = [Path(o).name for o in origins]
     first = sets[0]
     order = pd.Index(first.ids)
     if order.has_duplicates:
-        raise ValueError(f"{folders[0]}: record ids are not unique")
+        raise ValueError(f"{origins[0]}: record ids are not unique")
     X = [first.X]
-    for fs, folder in zip(sets[1:], folders[1:], strict=True):
+    for fs, origin in zip(sets[1:], origins[1:], strict=True):
         other = pd.Index(fs.ids)
         missing, extra = order.difference(other), other.difference(order)
         if len(missing) or len(extra) or other.has_duplicates:
             raise ValueError(
-                f"{folder} holds other records than {folders[0]}: {len(missing)} missing "
+                f"{origin} holds other records than {origins[0]}: {len(missing)} missing "
                 f"(e.g. {list(missing[:3])}), {len(extra)} extra (e.g. {list(extra[:3])}); "
                 "extract every backbone from the same manifest")
         pos = other.get_indexer(order)
@@ -260,10 +279,10 @@ def load_sources(run_dirs: str | Sequence[str | os.PathLike[str]],
                                    ("splits", first.split, fs.split[pos])):
             bad = np.flatnonzero(mine != theirs)
             if len(bad):
-                raise ValueError(f"{folder} and {folders[0]} disagree on the {what} of "
+                raise ValueError(f"{origin} and {origins[0]} disagree on the {what} of "
                                  f"{len(bad)} record(s), e.g. {list(first.ids[bad[:3]])}")
         X.append(fs.X[pos])
-    return Sources(names, X, first.ids, first.labels, first.split, [str(f) for f in folders])
+    return Sources(names, X, first.ids, first.labels, first.split, origins)
 
 
 # --------------------------------------------------------------------------------------------

@@ -327,3 +327,20 @@ def test_cli_writes_tables_and_provenance(tmp_path, monkeypatch):
     assert prov["command"].endswith("--n-bootstrap 20") and len(prov["features_sha256"]) == 3
     assert json.loads((out / "PROVENANCE.json").read_text())["ptbxl"]["dvme"]["max_epochs"] == 5
     assert committed_meta_embedding("ham10000", out) is None
+
+
+def test_plot_attention_by_class_draws_one_panel_per_model(comparison):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from fusion_utils.fusion.plots import plot_attention_by_class
+
+    _, _, res = comparison
+    fig = plot_attention_by_class(res.attention, title="toy")
+    panels = [ax for ax in fig.axes if ax.get_title()]
+    assert [ax.get_title() for ax in panels] == ["dvme", "dvme+meta-token", "dvme+meta-concat"]
+    image = panels[1].images[0].get_array()
+    assert image.shape == (5, 4)  # five classes x (three sources + metadata token)
+    np.testing.assert_allclose(image.sum(axis=1), 1.0, atol=1e-9)
+    with pytest.raises(ValueError, match="lacks"):
+        plot_attention_by_class(res.attention.drop(columns="source"))
