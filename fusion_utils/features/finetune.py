@@ -15,6 +15,9 @@ R2021b. R2021b's best-validation choice stays available as
 validation split is scored after every epoch either way (the learning curves of chapter 03), but
 with the default it does not change the network.
 
+On CUDA the forward passes run under bfloat16 autocast (as extraction does there); weights,
+optimiser state and loss stay float32. The CPU path is float32 throughout.
+
 Every epoch writes ``last.pt`` (model, optimiser, history: enough to resume) and, when the
 validation loss improves, ``best.pt`` (model only), both atomically; an interrupted run resumes
 from ``last.pt`` and a finished one returns without training.
@@ -174,6 +177,17 @@ def _save(obj: Any, path: Path) -> None:
         torch.save(obj, tmp)
 
 
+def _autocast(device: torch.device) -> Any:
+    """bfloat16 autocast on CUDA (as extraction does there), nothing on the CPU.
+
+    bfloat16 keeps float32's exponent range, so the loss needs no scaling (no ``GradScaler``);
+    the weights, the optimiser state and the loss stay float32. The CPU path is unchanged: it
+    is the reference the tests check.
+    """
+    return torch.autocast(device_type="cuda", dtype=torch.bfloat16,
+                          enabled=device.type == "cuda")
+
+
 def _evaluate(model: nn.Module, loader: DataLoader, device: torch.device,
               memory_format: torch.memory_format) -> tuple[float, float]:
     model.eval()
@@ -182,7 +196,8 @@ def _evaluate(model: nn.Module, loader: DataLoader, device: torch.device,
         for x, y, _ in loader:
             x = x.to(device, memory_format=memory_format)
             y = y.to(device)
-            logits = model(x)
+            with _autocast(device):
+                logits = model(x).float()
             loss_sum += float(nn.functional.cross_entropy(logits, y, reduction="sum"))
             correct += int((logits.argmax(1) == y).sum())
             total += len(y)
@@ -308,7 +323,9 @@ def finetune(
                 x = x.to(dev, memory_format=memory_format)
                 y = y.to(dev)
                 optimizer.zero_grad(set_to_none=True)
-                loss = nn.functional.cross_entropy(model(x), y)
+                with _autocast(dev):
+                    logits = model(x)
+                loss = nn.functional.cross_entropy(logits.float(), y)
                 loss.backward()
                 optimizer.step()
                 loss_sum += float(loss.detach()) * len(y)
