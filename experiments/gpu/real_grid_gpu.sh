@@ -13,17 +13,19 @@
 #   .gpu/data/ham10000  hard links to HAM10000 images_200x150/ and its table (no copy)
 #   .gpu/ptbxl.tar.xz   the signal files of the manifest's 1,533 PTB-XL records + tables
 #   .gpu/manifests the two real manifests (cache/manifests/*_real.parquet)
+#   .gpu/src       `git archive HEAD`: the device runs the committed tree, never uncommitted edits
 # On the device, from the repository root:
 #   experiments/gpu/real_grid_gpu.sh setup       install wheels, link data, smoke test on CUDA
 #   experiments/gpu/real_grid_gpu.sh start       the grid, in the background (setsid)
 #   experiments/gpu/real_grid_gpu.sh wait N      follow it for at most N seconds
 #   experiments/gpu/real_grid_gpu.sh pack        run folders (without features) -> $OUT
 set -u
-ROOT=$(pwd)
-STAGE=$ROOT/.gpu
+STAGE=$(pwd)/.gpu
+ROOT=$STAGE/src                   # the committed tree (stage.py); runs/ and cache/ go there
+cd "$ROOT" || exit 1
 SHARED=/work/shared/data          # the absolute paths the manifests hold
 LOG=/tmp/gpu_grid.log
-ONLY=${ONLY:-'ham10000-*-ft-*,ptbxl-*-ft-*,ham10000-efficientnet_lite1-bn-noaug,ham10000-efficientnet_lite2-bn-noaug,ham10000-*-bn-aug'}
+ONLY=${ONLY:-'*-ft-*,ham10000-*-bn-aug'}
 WORKERS=${WORKERS:-7}
 THREADS=${THREADS:-2}
 export PYTHONPATH=/tmp/site:$STAGE/weights:$ROOT
@@ -71,6 +73,7 @@ wait)
     ;;
 pack)
     python3 experiments/gpu/pack_results.py runs/real "${OUT:?OUT is the folder that comes back}"
+    cp GIT_COMMIT "$OUT/"
     cp "$LOG" "$OUT/grid.log" 2>/dev/null
     ;;
 *)

