@@ -102,6 +102,11 @@ def real_chapter_parameters(real: Path) -> dict[str, dict[str, Any]]:
         "08_results": {"results_path": str(results_dir() / "results.parquet"),
                        "paper_runs_dir": "none", "resolution_data_dir": ham,
                        "resolution_run_dir": str(runs / REAL_CHAPTER_CONFIG["ham10000"])},
+        # the real grid's BN features of every backbone (runs/real, local), nothing extracted
+        "09_meta_embeddings": {"dataset": "ptbxl", "manifest_path": man_p, "extra_backbones": "",
+                               "run_dirs": str(project_root() / "runs" / "real"
+                                               / "ptbxl-efficientnet_lite*-bn-noaug"),
+                               "n_bootstrap": 1000},
     }
 
 
