@@ -18,9 +18,13 @@ limited to ``--threads`` threads):
 For each case it prints both fit times, their ratio (scikit-learn time / ours: above 1 means
 ours is faster), the iterations, how the Hessian model was built (``preconditioner="auto"``
 builds the full matrix only when the diagonal one makes slow progress) and the objective gap
-(mean cross-entropy + l2/2 ||W||^2 of each solution, relative). Figures are printed, never
-asserted. The targets (issue 13 item 12): at least as fast as scikit-learn on the well-conditioned
-case, at least 5x faster on the badly scaled one, at the same optimum.
+(mean cross-entropy + l2/2 ||W||^2 of each solution, relative). The two stopping rules differ
+(ours: Euclidean norm of the gradient; scikit-learn: its largest component, so at the same tol
+its solution is usually less accurate), so the ratio that counts is taken at equal accuracy:
+the less accurate solver is refitted with a 10x smaller tol (at most three times) until the
+two objectives agree within 1e-6 relative. Figures are printed, never asserted. The targets
+(issue 13 item 12): at least as fast as scikit-learn on the well-conditioned case, at least 5x
+faster on the badly scaled one, at the same optimum.
 
     python benchmarks/bench_softmax.py            # full sizes: many minutes on 2 cores
     python benchmarks/bench_softmax.py --quick    # 3,000 x (1,000 + 10): about a minute
@@ -36,6 +40,8 @@ from pathlib import Path
 import numpy as np
 
 _REAL_FEATURES = Path("runs/real/ptbxl-efficientnet_lite0-bn-noaug/features.npz")
+# objectives closer than this (relative) count as the same optimum (equal accuracy)
+ACCURACY = 1e-6
 
 
 def make_data(n: int, d: int, k: int, with_date: bool, seed: int = 0
@@ -119,9 +125,39 @@ def run_case(name: str, X: np.ndarray, y: np.ndarray, args: argparse.Namespace) 
     hit = " (max_iter reached, not converged)" if ref.n_iter_[0] >= args.max_epochs else ""
     print(f"sklearn lbfgs     : {t_ref:8.2f} s  {int(ref.n_iter_[0]):5d} iterations{hit}")
     gap = (f_ref - f_ours) / f_ours
-    print(f"speed-up (sklearn time / ours): {t_ref / t_ours:.2f}x   "
-          f"objective gap (sklearn - ours) / ours: {gap:+.2e}")
-    out.update(sklearn_s=t_ref, ratio=t_ref / t_ours, objective_gap=gap)
+    print(f"at equal tol {args.tol:g}: speed-up (sklearn time / ours) {t_ref / t_ours:.2f}x, "
+          f"objective gap (sklearn - ours) / ours {gap:+.2e}")
+    out.update(sklearn_s=t_ref, ratio_equal_tol=t_ref / t_ours, objective_gap=gap)
+    # Equal accuracy: the two stopping rules differ (ours: Euclidean norm of the gradient;
+    # scikit-learn: its largest component), so at the same tol one solution can be less
+    # accurate. The less accurate solver is refitted with a 10x smaller tol until both
+    # objectives agree within ACCURACY (relative), and those fits' times are compared.
+    tol_ours, tol_ref = args.tol, args.tol
+    for _ in range(3):
+        if abs(gap) <= ACCURACY:
+            break
+        t0 = time.perf_counter()
+        if gap > 0:  # scikit-learn stopped higher
+            tol_ref /= 10
+            ref = LogisticRegression(C=sklearn_C(l2, len(y)), tol=tol_ref,
+                                     max_iter=args.max_epochs).fit(X, y)
+            t_ref = time.perf_counter() - t0
+            f_ref = objective(X, y, ref.coef_, ref.intercept_, ref.classes_, l2)
+            print(f"  sklearn refit at tol {tol_ref:g}: {t_ref:8.2f} s  "
+                  f"{int(ref.n_iter_[0]):5d} iterations")
+        else:
+            tol_ours /= 10
+            ours = SoftmaxClassifier(l2=l2, tol=tol_ours, max_epochs=args.max_epochs).fit(X, y)
+            t_ours = time.perf_counter() - t0
+            f_ours = objective(X, y, ours.coef_, ours.intercept_, ours.classes_, l2)
+            print(f"  ours refit at tol {tol_ours:g}: {t_ours:8.2f} s  {ours.n_epochs_:5d} "
+                  "iterations")
+        gap = (f_ref - f_ours) / f_ours
+    equal = abs(gap) <= ACCURACY
+    print(f"at equal accuracy (objectives within {ACCURACY:g} relative: "
+          f"{'yes' if equal else 'NOT reached'}, gap {gap:+.1e}; tol ours {tol_ours:g}, sklearn "
+          f"{tol_ref:g}): speed-up {t_ref / t_ours:.2f}x")
+    out.update(ratio=t_ref / t_ours, equal_accuracy=equal, final_gap=gap)
     return out
 
 
@@ -163,10 +199,12 @@ def main() -> None:
             else:
                 print(f"\n== real CNN features: skipped, no {args.features}")
     if not args.skip_sklearn and results:
-        print("\nsummary (speed-up = sklearn time / ours; targets: >= 1 well conditioned, "
-              ">= 5 badly scaled)")
+        print("\nsummary (speed-up = sklearn time / ours at equal accuracy, objectives within "
+              f"{ACCURACY:g}; targets: >= 1 well conditioned, >= 5 badly scaled)")
         for r in results:
-            print(f"  {r['case']:55s} {r['ratio']:6.2f}x  objective gap {r['objective_gap']:+.1e}")
+            print(f"  {r['case']:55s} {r['ratio']:6.2f}x  (at equal tol "
+                  f"{r['ratio_equal_tol']:.2f}x, gap {r['objective_gap']:+.1e}; final gap "
+                  f"{r['final_gap']:+.1e}{'' if r['equal_accuracy'] else ', NOT equal'})")
 
 
 if __name__ == "__main__":

@@ -76,8 +76,9 @@ for the logits and again for the gradient. Three things cut that cost, none of w
 the optimum or the stopping test:
 
 * **One pass in row blocks** of about 16 MiB: each block's logits, probabilities and gradient
-  contribution are computed while the block is still in the cache (torch matrix products,
-  2-4x faster than NumPy's OpenBLAS for a right-hand side of ``K`` columns).
+  contribution are computed while the block is still in the cache (the logits ``X_b W^T`` by
+  torch, 2-4x faster than NumPy's OpenBLAS for a right-hand side of ``K`` columns; the gradient
+  ``R_b^T X_b`` by NumPy, 2-3x faster than torch for ``K`` rows on the left).
 * **Mixed precision** (``mixed_precision=True``, large float64 ``X`` only): the early
   iterations read a centred float32 copy of ``X``, half the bytes; once the gradient norm is
   below ``10 tol`` (or a line search stalls on float32 rounding) the point is re-evaluated in
@@ -85,7 +86,12 @@ the optimum or the stopping test:
   float64.
 * **No thread contention**: NumPy's BLAS is held to one thread while the optimiser runs (its
   threads otherwise spin after each dot product and take the cores from torch's threads in the
-  next evaluation: measured 2x slower evaluations on 2 cores).
+  next evaluation: measured 2x slower evaluations on 2 cores). Torch's threads are chosen by
+  measurement: on cores shared with other processes (or under ``nice``) every parallel region
+  waits for a descheduled worker thread, which made an evaluation 3x slower with 2 threads than
+  with 1 (real HAM10000 features, 7,011 x 1,280, 2 busy cores), so the evaluation times one call
+  with one thread and one with all, keeps the faster and re-tries the other every 50 calls.
+  Torch's products give the same bits with any thread count, so the fit stays deterministic.
 
 At PTB-XL scale (15,000 x 4,100, 5 classes, ``l2 = 1/n``, ``tol = 1e-6``, 2 cores) the previous
 Jacobi version needed 738 iterations and 161 s; this one needs about 140 iterations, 110 of them

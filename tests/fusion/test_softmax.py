@@ -356,3 +356,50 @@ def test_auto_builds_the_full_model_at_once_only_when_it_is_cheap():
     d = 1000
     assert _full_model_is_cheap(int(_CHEAP_FULL_MODEL / (d + 1) ** 2), d)
     assert not _full_model_is_cheap(int(_CHEAP_FULL_MODEL / (d + 1) ** 2) + 1, d)
+
+
+def test_evaluation_threads_chosen_by_time_and_results_identical(monkeypatch):
+    """The objective times one call with 1 torch thread and one with all, keeps the faster,
+    re-tries the other every _THREAD_TRIAL calls; the result has the same bits either way."""
+    import torch
+
+    import fusion_utils.fusion._optim as optim
+
+    rng = np.random.default_rng(0)
+    n, d, k = 5000, 20, 3
+    X = rng.normal(size=(n, d))
+    Y = np.eye(k)[rng.integers(0, k, n)]
+    theta = rng.normal(size=k * (d + 1)) * 0.1
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        obj = optim._Objective(X, Y, np.full(d, 1e-3), X.mean(axis=0))
+        assert obj.max_threads == 2
+        used: list[int] = []
+        real = obj._evaluate
+
+        def spy(th):
+            used.append(torch.get_num_threads())
+            return real(th)
+
+        monkeypatch.setattr(obj, "_evaluate", spy)
+        outs = [obj(theta) for _ in range(4)]
+        assert used[:3] == [2, 1, 2]  # first call as set, then one timed call with each
+        assert torch.get_num_threads() == 2  # restored after each call
+        for loss, grad, gnorm in outs[1:]:
+            assert loss == outs[0][0] and gnorm == outs[0][2]
+            np.testing.assert_array_equal(grad, outs[0][1])
+        # the choice follows the timings: 1 thread faster -> 1, then a trial of 2 that wins -> 2
+        obj._timed = {1: [0.1], 2: [0.3]}
+        obj.n_evals = 4
+        assert obj._threads_for_this_call() == 1 and obj.threads == 1
+        obj.n_evals = 2 * optim._THREAD_TRIAL
+        assert obj._threads_for_this_call() == 2  # the periodic trial of the other count
+        obj._timed[2].append(0.05)
+        obj.n_evals += 1
+        assert obj._threads_for_this_call() == 2 and obj.threads == 2
+        obj._timed[1].append(0.01)
+        obj.n_evals = 3 * optim._THREAD_TRIAL + 1
+        assert obj._threads_for_this_call() == 1
+    finally:
+        torch.set_num_threads(before)
