@@ -27,7 +27,8 @@ __getattr__, __dir__, __all__ = _lazy.attach(
             "batchnorm_layers", "bootstrap_distance", "compare_with_transfer",
             "domain_distance", "exact_permutation_p", "frechet_diagonal", "image_statistics",
             "layer_distances", "load_real", "measure_domain_distance", "noise_floor",
-            "real_output_dir", "run_real", "statistics_distance", "transfer_differences"
+            "plot_distances", "plot_statistics", "real_output_dir", "run_real",
+            "statistics_distance", "transfer_differences"
         ],
         "extraction": [
             "FEATURES_VERSION", "FeatureSet", "extract_features", "feature_cache_key",

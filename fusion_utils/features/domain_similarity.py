@@ -88,6 +88,8 @@ __all__ = [
     "load_real",
     "measure_domain_distance",
     "noise_floor",
+    "plot_distances",
+    "plot_statistics",
     "real_output_dir",
     "run_real",
     "statistics_distance",
@@ -204,12 +206,14 @@ class BatchNormStatsCollector:
 
     def _hook(self, name: str):
         def hook(module: nn.Module, args: tuple[torch.Tensor, ...]) -> None:
-            x = args[0].detach().to(torch.float64)
+            x = args[0].detach()
             n, c = x.shape[0], x.shape[1]
             flat = x.reshape(n, c, -1)
             hw = flat.shape[2]
-            mean_i = flat.mean(dim=2)
-            var_i = flat.var(dim=2, unbiased=False)
+            # Per-image moments in the activations' dtype (torch's two-pass var_mean: accurate
+            # over one image's positions, and cheap), merged across images in float64.
+            var_i, mean_i = torch.var_mean(flat, dim=2, unbiased=False)
+            var_i, mean_i = var_i.to(torch.float64).cpu(), mean_i.to(torch.float64).cpu()
             self.spatial[name] = hw
             # Batch moments from per-image moments (within + between), then Chan's merge.
             bmean = mean_i.mean(dim=0)
@@ -623,6 +627,80 @@ def compare_with_transfer(distances: pd.DataFrame, differences: pd.DataFrame) ->
         diff = diff[~diff["augment"].astype(bool)].drop(columns="augment")
     keep = [c for c in ("dataset", "backbone", "n_images", "distance", "se") if c in distances]
     return distances[keep].merge(diff, on=["dataset", "backbone"], how="left")
+
+
+# --------------------------------------------------------------------------- figures
+
+_LABELS = {"ham10000": "HAM10000", "ptbxl": "PTB-XL"}
+
+
+def plot_distances(distances: pd.DataFrame, layers: pd.DataFrame, *, title: str = "") -> Any:
+    """Two panels: the domain distance per backbone and dataset (bars, 95 % bootstrap interval),
+    and the per-layer normalised distance against relative depth (one line per backbone and
+    dataset). Figures are drawn here, not in the chapter (the book's convention).
+
+    Parameters
+    ----------
+    distances : pandas.DataFrame
+        Rows of :meth:`DomainDistance.row` (``backbone``, ``dataset``, ``distance``,
+        ``ci_low``, ``ci_high``).
+    layers : pandas.DataFrame
+        Per-layer tables with ``backbone`` and ``dataset`` columns added.
+    """
+    import matplotlib.pyplot as plt
+
+    fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(11, 3.8),
+                                   gridspec_kw={"width_ratios": [1, 1.5]})
+    backbones = list(dict.fromkeys(distances["backbone"]))
+    datasets = list(dict.fromkeys(distances["dataset"]))
+    width = 0.8 / max(1, len(datasets))
+    colours = {d: c for d, c in zip(datasets, ("tab:orange", "tab:blue", "tab:green"),
+                                    strict=False)}
+    for k, d in enumerate(datasets):
+        sub = distances[distances["dataset"] == d].set_index("backbone").reindex(backbones)
+        x = np.arange(len(backbones)) + (k - (len(datasets) - 1) / 2) * width
+        err = np.vstack([sub["distance"] - sub["ci_low"], sub["ci_high"] - sub["distance"]])
+        ax0.bar(x, sub["distance"], width, yerr=err, capsize=3, color=colours.get(d),
+                label=_LABELS.get(d, d))
+    ax0.set_xticks(np.arange(len(backbones)))
+    ax0.set_xticklabels([b.replace("efficientnet_", "") for b in backbones])
+    ax0.set_ylabel("distance from ImageNet\n(mean normalised Frechet)")
+    ax0.legend(frameon=False)
+    styles = ("-", "--", ":", "-.")
+    for (b, d), g in layers.groupby(["backbone", "dataset"], sort=False):
+        depth = g["depth"] / max(1, g["depth"].max())
+        ax1.plot(depth, g["frechet_norm"], styles[backbones.index(b) % len(styles)]
+                 if b in backbones else "-", color=colours.get(d), lw=1.2,
+                 label=f"{_LABELS.get(d, d)}, {b.replace('efficientnet_', '')}")
+    ax1.set_yscale("log")
+    ax1.set_xlabel("relative depth of the BatchNorm layer (0: stem, 1: head)")
+    ax1.set_ylabel("per-layer normalised distance")
+    ax1.legend(frameon=False, fontsize=8, ncol=2)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_statistics(stats: pd.DataFrame, columns: Sequence[str] = ("mean_r", "std_r",
+                                                                      "entropy", "colourfulness",
+                                                                      "edge_density",
+                                                                      "high_freq_energy")
+                    ) -> Any:
+    """Histograms of a few image statistics per dataset (one panel each)."""
+    import matplotlib.pyplot as plt
+
+    cols = [c for c in columns if c in stats.columns]
+    fig, axes = plt.subplots(1, len(cols), figsize=(2.3 * len(cols), 2.6), squeeze=False)
+    for ax, c in zip(axes[0], cols, strict=True):
+        for d, g in stats.groupby("dataset", sort=False):
+            ax.hist(g[c], bins=20, alpha=0.6, label=_LABELS.get(d, d),
+                    color={"ham10000": "tab:orange", "ptbxl": "tab:blue"}.get(d))
+        ax.set_title(c, fontsize=9)
+        ax.tick_params(labelsize=7)
+    axes[0][0].legend(frameon=False, fontsize=7)
+    fig.tight_layout()
+    return fig
 
 
 # --------------------------------------------------------------------------- real edition CLI
