@@ -124,11 +124,12 @@ scales.groupby("block")["std on train"].describe()[["count", "mean", "min", "max
 # separate the training records, the loss has no finite minimum, so the weights of the paper's
 # training are wherever its 2000-epoch budget leaves them, which on badly scaled raw metadata
 # (a year near 2000) is usually far from the stopping rule the paper states. The converged
-# classifier meets that rule (gradient below `tol`), so its weights are fixed by the data and
-# the stated objective, not by the optimiser's path, and it is the fairer test of what the
-# metadata add. The `paper` training stays one parameter away; the interpretability chapter
-# refits the main run both ways to ask whether the paper's Fig. 5 weight shrinkage comes from
-# the data or from the training.
+# classifier meets that rule (gradient below `tol`), so its weights are set by the data, the
+# stated objective and `tol` (with `l2=0` on separable data their size still grows as `tol`
+# shrinks), not by how far one optimiser got in 2000 epochs on badly scaled inputs, and it is
+# the fairer test of what the metadata add. The `paper` training stays one parameter away; the
+# interpretability chapter refits the main run both ways to ask whether the paper's Fig. 5
+# weight shrinkage comes from the data or from the training.
 
 # %%
 print(f"training={training!r}: SoftmaxClassifier(solver={result['parameters']['solver']!r})")
