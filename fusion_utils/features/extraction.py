@@ -46,6 +46,7 @@ from torch.utils.data import DataLoader, Subset
 from fusion_utils.errors import FeatureError, describe
 from fusion_utils.features.augment import AugmentParams
 from fusion_utils.features.backbones import (
+    SELF_SUPERVISED_WEIGHTS,
     Backbone,
     backbone_spec,
     fold_batchnorm,
@@ -267,6 +268,8 @@ def _weights_key(weights: str | os.PathLike[str] | None) -> str:
         return "random"
     if isinstance(weights, str) and weights.lower() == "imagenet":
         return "imagenet"
+    if isinstance(weights, str) and weights.lower() in SELF_SUPERVISED_WEIGHTS:
+        return weights.lower()  # "dino", "swav", ...: self-supervised resnet50 weights
     path = Path(weights)
     if not path.is_file():
         raise FileNotFoundError(f"weights file not found: {path}; pass 'imagenet', None or a path")
