@@ -103,6 +103,7 @@ def _chapters(real: Path | None) -> list[Chapter]:
         Chapter("07_metadata_only", "07_metadata_only_ham10000", {"dataset": "ham10000"}),
         Chapter("08_results", "08_results", {}),
         Chapter("09_meta_embeddings", "09_meta_embeddings", {"dataset": "ptbxl"}),
+        Chapter("11_domain_similarity", "11_domain_similarity", {}),
     ]
     chapters = [*before_grid, Chapter("<grid>", "<grid>"), *after_grid]
     if real is not None:

@@ -67,6 +67,11 @@ NEEDS: dict[str, tuple[str, str]] = {
         "the book grid's results (`runs/book/results.parquet`, written by `make book` or "
         "`python -m fusion_utils.experiments run experiments/book.yaml`)",
         "none beyond the runs folder"),
+    "11_domain_similarity": (
+        "chapter 1's two manifests, the book grid's results (`runs/book`) and, when committed, "
+        "`results/real/domain_similarity/` and `results/real/results.parquet`",
+        "a seeded subset of the images and PTB-XL montages (cached by chapter 2/3, drawn when "
+        "missing); the offline EfficientNet-Lite weights"),
 }
 
 _START, _END = "<!-- fusion-book:header -->", "<!-- /fusion-book:header -->"
