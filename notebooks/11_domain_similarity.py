@@ -18,9 +18,10 @@
 # This chapter answers: **is HAM10000 measurably closer to ImageNet than the PTB-XL scalogram
 # montages, and does that line up with the BN/FT and metadata results of the grid?** The paper
 # explains why frozen ("BN") features suit HAM10000 and fine-tuning suits PTB-XL by how much each
-# dataset resembles ImageNet's photographs, without measuring it. Van den Brandt et al. (2021,
-# "Cats, not CAT scans") measured dataset similarity in several ways and found none of them
-# predicted transfer. Here the distance is read from what the pretrained network itself stores:
+# dataset resembles ImageNet's photographs, without measuring it. Van den Brandt et al.
+# {cite}`vandenbrandt2021cats` ("Cats, not CAT scans") measured dataset similarity in several
+# ways and found none of them predicted transfer. Here the distance is read from what the
+# pretrained network itself stores:
 # every BatchNorm layer keeps the mean and variance of its input over ImageNet, and the same
 # statistics of the target images at that layer are compared with them, layer by layer, without
 # a single ImageNet image. The chapter also compares the two targets with each other on simple
