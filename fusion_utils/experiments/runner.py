@@ -16,7 +16,10 @@ a failure, ``error`` (one line: ``<notebook>: <Exception>: <message>``), ``detai
 ``traceback``. ``status.json`` with state ``done`` is written last and atomically: it is the
 completion marker. A later invocation skips a configuration whose status is ``done`` with the
 same ``config_hash`` (changed parameters re-run it; ``force`` re-runs all). A failed
-configuration is recorded and the others go on.
+configuration is recorded and the others go on; run again, it resumes at the notebook that
+failed (the stages before it, with their executed notebooks in the run folder, are kept: see
+:func:`_finished_stages`), so that, for example, an evaluation that failed after a fine-tuning
+on another machine does not repeat the fine-tuning.
 
 Parallelism
 -----------
@@ -95,6 +98,7 @@ def run_configuration(task: Mapping[str, Any]) -> dict[str, Any]:
     """
     run_dir = Path(task["run_dir"])
     run_dir.mkdir(parents=True, exist_ok=True)
+    finished = _finished_stages(read_status(run_dir), run_dir, task)
     for key, value in dict(task.get("env") or {}).items():
         os.environ[key] = str(value)
     threads = task.get("threads") or _worker_threads()
@@ -107,6 +111,8 @@ def run_configuration(task: Mapping[str, Any]) -> dict[str, Any]:
         "started": _now(), "host": socket.gethostname(), "pid": os.getpid(),
         "threads": threads, "stages": {},
     }
+    if finished:
+        status["resumed"] = {stem: dict(info) for stem, info in finished.items()}
     RunFolder(run_dir).write_status(status)
     t0 = time.perf_counter()
     try:
@@ -118,6 +124,9 @@ def run_configuration(task: Mapping[str, Any]) -> dict[str, Any]:
 
         for nb, params in task["stages"]:
             stem = Path(nb).stem
+            if stem in finished:  # done by an earlier attempt of the same configuration
+                status["stages"][stem] = finished[stem]["seconds"]
+                continue
             status["stage"] = stem
             RunFolder(run_dir).write_status(status)
             t_stage = time.perf_counter()
@@ -134,6 +143,38 @@ def run_configuration(task: Mapping[str, Any]) -> dict[str, Any]:
             _finish(status, run_dir, t0)
             raise
     return _finish(status, run_dir, t0)
+
+
+def _finished_stages(previous: Mapping[str, Any], run_dir: Path,
+                     task: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """Stages a failed earlier attempt of this configuration completed, to be kept.
+
+    A configuration that failed in a late stage (chapter 05 after an hour of fine-tuning, say)
+    resumes there: a stage counts as finished when the earlier ``status.json`` has the same
+    ``config_hash``, state ``failed`` (or ``pending`` with the failure kept in
+    ``after_failure``, the queue marker :func:`run_grid` writes), a time for the stage in
+    ``stages``, and the executed notebook ``<stem>.ipynb`` is in the run folder; ``--force``
+    runs every stage again. Only a leading run of finished stages is kept
+    (a later stage reads what the earlier ones wrote). Returns ``{stem: {"seconds", "host",
+    "finished"}}``; empty for a fresh, completed or changed configuration.
+    """
+    if previous.get("config_hash") != task["config_hash"]:
+        return {}
+    if previous.get("state") == "pending" and previous.get("after_failure"):
+        previous = {**previous, **previous["after_failure"], "state": "failed"}
+    if previous.get("state") != "failed":
+        return {}
+    done = dict(previous.get("resumed") or {})
+    for stem, seconds in dict(previous.get("stages") or {}).items():
+        done.setdefault(stem, {"seconds": seconds, "host": previous.get("host"),
+                               "finished": previous.get("finished")})
+    kept: dict[str, dict[str, Any]] = {}
+    for nb, _params in task["stages"]:
+        stem = Path(nb).stem
+        if stem not in done or not (run_dir / f"{stem}.ipynb").is_file():
+            break
+        kept[stem] = done[stem]
+    return kept
 
 
 def _worker_threads() -> int:
@@ -298,9 +339,13 @@ def run_grid(
     for _cfg, task in todo:
         task["threads"] = threads
     for _cfg, task in todo:  # fresh 'pending' marker so `status` shows the queue
-        RunFolder(task["run_dir"]).write_status(
-                          {"config_id": task["config_id"], "config_hash": task["config_hash"],
-                           "columns": task["columns"], "state": "pending", "queued": _now()})
+        marker = {"config_id": task["config_id"], "config_hash": task["config_hash"],
+                  "columns": task["columns"], "state": "pending", "queued": _now()}
+        previous = read_status(Path(task["run_dir"]))
+        if not force and _finished_stages(previous, Path(task["run_dir"]), task):
+            marker["after_failure"] = {k: previous.get(k) for k in
+                                       ("stages", "host", "finished", "resumed", "error")}
+        RunFolder(task["run_dir"]).write_status(marker)
     from distributed import Client, LocalCluster
 
     cluster = None

@@ -14,7 +14,14 @@ import pytest
 
 from fusion_utils.experiments.cli import main
 from fusion_utils.experiments.results import RESULT_COLUMNS, collect, grid_status, read_status
-from fusion_utils.experiments.runner import _interleave, choose_layout, run_grid
+from fusion_utils.experiments.runner import (
+    _finished_stages,
+    _interleave,
+    _task,
+    choose_layout,
+    run_configuration,
+    run_grid,
+)
 from fusion_utils.experiments.spec import load_grid
 from tests.experiments.grid_helpers import dummy_spec, write_spec
 
@@ -114,3 +121,63 @@ def test_failed_configuration_is_reported_on_an_existing_scheduler(
     table = grid_status(runs)
     assert dict(zip(table["config_id"], table["state"], strict=True)) == {
         "ham10000-ft-aug": "failed", "ptbxl-ft-aug": "done"}
+
+
+def test_a_failed_configuration_resumes_at_its_failed_stage(tmp_path: Path) -> None:
+    """A configuration that failed in its last notebook (chapter 05 after a GPU fine-tuning,
+    say) runs only that notebook again; a changed configuration, or a missing executed
+    notebook, runs everything."""
+    path = write_spec(tmp_path, dummy_spec(ptbxl={}))
+    grid = load_grid(path)
+    cfg = grid.configurations[0]
+    run_dir = tmp_path / "runs" / cfg.config_id
+    task = _task(grid, cfg, run_dir, threads=1)
+    assert run_configuration(task)["state"] == "done"
+
+    def fail_in_stage_two(config_hash: str) -> None:
+        """The state a failure in dummy_evaluation on another machine leaves behind."""
+        (run_dir / "metrics.parquet").unlink()
+        info = json.loads((run_dir / "features.json").read_text())
+        (run_dir / "features.json").write_text(json.dumps({**info, "marker": "stage 1 kept"}))
+        (run_dir / "status.json").write_text(json.dumps({
+            "config_id": cfg.config_id, "config_hash": config_hash, "state": "failed",
+            "stage": "dummy_evaluation", "stages": {"dummy_features": 1.25},
+            "host": "gpu-box", "finished": "2026-11-27T19:40:00+0000"}))
+
+    fail_in_stage_two(task["config_hash"])
+    status = run_configuration(task)
+    assert status["state"] == "done"
+    assert json.loads((run_dir / "features.json").read_text())["marker"] == "stage 1 kept"
+    assert (run_dir / "metrics.parquet").is_file()
+    assert status["stages"]["dummy_features"] == 1.25
+    assert status["resumed"]["dummy_features"]["host"] == "gpu-box"
+    assert set(status["stages"]) == {"dummy_features", "dummy_evaluation"}
+
+    fail_in_stage_two("another-hash")  # the configuration changed: stage 1 runs again
+    status = run_configuration(task)
+    assert status["state"] == "done" and "resumed" not in status
+    assert "marker" not in json.loads((run_dir / "features.json").read_text())
+
+    fail_in_stage_two(task["config_hash"])  # stage 1's executed notebook is gone: runs again
+    (run_dir / "dummy_features.ipynb").unlink()
+    status = run_configuration(task)
+    assert "resumed" not in status
+    assert "marker" not in json.loads((run_dir / "features.json").read_text())
+
+
+def test_the_queue_marker_keeps_a_failure_to_resume_from(tmp_path: Path) -> None:
+    """run_grid overwrites status.json with a 'pending' marker before submitting; the marker
+    keeps the failure (``after_failure``), so the stages it finished are still resumed."""
+    task = {"config_hash": "h", "stages": [["a/s1.py", {}], ["a/s2.py", {}], ["a/s3.py", {}]]}
+    (tmp_path / "s1.ipynb").write_text("{}")
+    (tmp_path / "s2.ipynb").write_text("{}")
+    failed = {"config_hash": "h", "state": "failed", "stages": {"s1": 3.0, "s2": 4.0},
+              "host": "gpu", "finished": "t"}
+    assert list(_finished_stages(failed, tmp_path, task)) == ["s1", "s2"]
+    marker = {"config_hash": "h", "state": "pending", "after_failure": {
+        k: failed[k] for k in ("stages", "host", "finished")}}
+    assert _finished_stages(marker, tmp_path, task) == _finished_stages(failed, tmp_path, task)
+    assert _finished_stages({**marker, "after_failure": None}, tmp_path, task) == {}
+    assert _finished_stages({**failed, "state": "done"}, tmp_path, task) == {}
+    (tmp_path / "s1.ipynb").unlink()  # only a leading run of finished stages counts
+    assert _finished_stages(failed, tmp_path, task) == {}
