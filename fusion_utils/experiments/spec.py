@@ -199,9 +199,24 @@ class Grid:
                 for nb in self.notebooks]
 
     def config_hash(self, config: Configuration) -> str:
-        """Hash of what determines a run's results (notebooks and their parameters)."""
+        """Hash of what determines a run's results (notebooks and their parameters).
+
+        It does not depend on where the project lies: a ``manifest_path`` inside the project
+        root enters as its path relative to the root, so a run computed in another checkout
+        (a GPU machine, a cluster node with another mount point) counts as the same
+        configuration.
+        """
+        root = project_root()
+
+        def portable(key: str, value: Any) -> Any:
+            if key == "manifest_path" and isinstance(value, str):
+                path = Path(value)
+                if path.is_absolute() and path.is_relative_to(root):
+                    return path.relative_to(root).as_posix()
+            return value
+
         routed = self.notebook_parameters(config, run_dir="")
-        return stable_hash([[nb.stem, {k: v for k, v in p.items() if k != "run_dir"}]
+        return stable_hash([[nb.stem, {k: portable(k, v) for k, v in p.items() if k != "run_dir"}]
                             for nb, p in routed])
 
 

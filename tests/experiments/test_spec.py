@@ -105,3 +105,26 @@ def test_config_hash_follows_parameters_not_run_folder(tmp_path: Path) -> None:
     b = load_grid(write_spec(tmp_path, dummy_spec(ptbxl={"seed": 1}), "b.yaml"))
     assert a.config_hash(a.configurations[0]) == a.config_hash(a.configurations[0])
     assert a.config_hash(a.configurations[0]) != b.config_hash(b.configurations[0])
+
+
+def test_config_hash_does_not_depend_on_where_the_project_lies(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run computed in another checkout (a GPU machine) is the same configuration: the
+    manifest path enters the hash relative to the project root."""
+    notebook = tmp_path / "stage.py"
+    notebook.write_text('# %% tags=["parameters"]\ndataset: str = ""\nrun_dir: str = ""\n'
+                        'config_label: str = ""\nmanifest_path: str = ""\nseed: int = 0\n')
+
+    def hash_under(root: Path, manifest: str) -> str:
+        monkeypatch.setenv("FUSION_PROJECT_ROOT", str(root))
+        spec = {"name": "g", "notebooks": [str(notebook)], "defaults": {"seed": 0},
+                "datasets": {"ptbxl": {"manifest": manifest}}, "axes": {"seed": [0]}}
+        grid = load_grid(write_spec(tmp_path, spec))
+        cfg = grid.configurations[0]
+        routed = dict((nb.stem, p) for nb, p in grid.notebook_parameters(cfg, tmp_path))
+        assert routed["stage"]["manifest_path"] == str(root / manifest)  # notebooks: absolute
+        return grid.config_hash(cfg)
+
+    here = hash_under(tmp_path / "main", "cache/manifests/x.parquet")
+    assert hash_under(tmp_path / "elsewhere", "cache/manifests/x.parquet") == here
+    assert hash_under(tmp_path / "main", "cache/manifests/y.parquet") != here
