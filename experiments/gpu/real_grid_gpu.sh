@@ -14,15 +14,23 @@
 #   .gpu/ptbxl.tar.xz   the signal files of the manifest's 1,533 PTB-XL records + tables
 #   .gpu/manifests the two real manifests (cache/manifests/*_real.parquet)
 #   .gpu/src       `git archive HEAD`: the device runs the committed tree, never uncommitted edits
-# On the device, from the repository root:
-#   experiments/gpu/real_grid_gpu.sh setup       install wheels, link data, smoke test on CUDA
-#   experiments/gpu/real_grid_gpu.sh start       the grid, in the background (setsid)
-#   experiments/gpu/real_grid_gpu.sh wait N      follow it for at most N seconds
-#   experiments/gpu/real_grid_gpu.sh pack        run folders (without features) -> $OUT
+# What travels is one call's carried paths, and git-ignored paths that a call does not carry are
+# removed from the device's checkout, so each call first copies what it carried to /tmp/.gpu
+# (`keep`), outside the checkout, where it stays while the machine is held. Three calls, each
+# started within the 30 s a machine stays warm (about 12 minutes of device time in all):
+#   carry .gpu/data .gpu/wheels .gpu/manifests .gpu/src   (about 54 MiB with the checkout)
+#       bash experiments/gpu/real_grid_gpu.sh keep setup        wheels, data links, CUDA smoke test
+#   carry .gpu/weights .gpu/ptbxl.tar.xz                 (about 53 MiB)
+#       bash experiments/gpu/real_grid_gpu.sh keep start wait 420
+#   (no carry)
+#       bash experiments/gpu/real_grid_gpu.sh wait 90 pack       run folders (no features) -> $OUT
+# Back here: unpack the tars into runs/real, then `python -m fusion_utils.experiments run
+# experiments/real.yaml --only ...` finishes any configuration whose last notebook failed there
+# (it resumes at that notebook) and `real_edition collect` writes results/real.
 set -u
-STAGE=$(pwd)/.gpu
+CHECKOUT=$(pwd)
+STAGE=/tmp/.gpu                   # what the calls carried, kept outside the checkout
 ROOT=$STAGE/src                   # the committed tree (stage.py); runs/ and cache/ go there
-cd "$ROOT" || exit 1
 SHARED=/work/shared/data          # the absolute paths the manifests hold
 LOG=/tmp/gpu_grid.log
 ONLY=${ONLY:-'*-ft-*,ham10000-*-bn-aug'}
@@ -33,8 +41,8 @@ export MPLBACKEND=Agg PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 FUSION_PROJECT_ROOT=$R
 
 link_data() {
     mkdir -p "$SHARED" "$ROOT/cache/manifests"
-    if [ -d "$STAGE/data/ham10000" ] && [ ! -e "$SHARED/ham10000" ]; then
-        ln -s "$STAGE/data/ham10000" "$SHARED/ham10000"
+    if [ -d "$STAGE/data/ham10000" ] && [ ! -e "$SHARED/ham10000/HAM10000_metadata.csv" ]; then
+        ln -sfn "$STAGE/data/ham10000" "$SHARED/ham10000"
     fi
     if [ -f "$STAGE/ptbxl.tar.xz" ] && [ ! -e "$SHARED/ptbxl/ptbxl_database.csv" ]; then
         tar -xJf "$STAGE/ptbxl.tar.xz" -C "$SHARED" || return 1
@@ -45,8 +53,16 @@ link_data() {
          "manifests: $(ls "$ROOT/cache/manifests" | tr '\n' ' ')"
 }
 
-case "${1:-}" in
+[ $# -gt 0 ] || { echo "usage: $0 keep|setup|start|wait N|pack ..." >&2; exit 2; }
+while [ $# -gt 0 ]; do
+case "$1" in
+keep)
+    mkdir -p "$STAGE"
+    for part in "$CHECKOUT"/.gpu/*; do [ -e "$part" ] && cp -a "$part" "$STAGE"/; done
+    ls "$STAGE"
+    ;;
 setup)
+    cd "$ROOT" || exit 1
     nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
     nproc; python3 --version
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
@@ -55,13 +71,15 @@ setup)
     python3 experiments/gpu/smoke.py || exit 1
     ;;
 start)
+    cd "$ROOT" || exit 1
     link_data || exit 1
     setsid nohup python3 -m fusion_utils.experiments run experiments/real.yaml --only "$ONLY" \
         --workers "$WORKERS" --threads-per-worker "$THREADS" > "$LOG" 2>&1 < /dev/null &
     echo "grid started (pid $!), log $LOG"
     ;;
 wait)
-    limit=${2:-500}; t0=$(date +%s); seen=0
+    cd "$ROOT" || exit 1
+    limit=${2:-500}; shift; t0=$(date +%s); seen=0
     while :; do
         n=$(wc -l < "$LOG"); if [ "$n" -gt "$seen" ]; then sed -n "$((seen + 1)),${n}p" "$LOG"; seen=$n; fi
         pgrep -f "fusion_utils.experiments run" > /dev/null || { echo "grid finished"; break; }
@@ -72,11 +90,14 @@ wait)
     python3 -m fusion_utils.experiments status runs/real 2>&1 | tail -30
     ;;
 pack)
+    cd "$ROOT" || exit 1
     python3 experiments/gpu/pack_results.py runs/real "${OUT:?OUT is the folder that comes back}"
     cp GIT_COMMIT "$OUT/"
     cp "$LOG" "$OUT/grid.log" 2>/dev/null
     ;;
 *)
-    echo "usage: $0 setup|start|wait N|pack" >&2; exit 2
+    echo "usage: $0 keep|setup|start|wait N|pack ..." >&2; exit 2
     ;;
 esac
+shift
+done

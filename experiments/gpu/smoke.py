@@ -21,7 +21,7 @@ def main() -> int:
     print(f"torch {torch.__version__}, cuda {torch.cuda.is_available()}, "
           f"{torch.cuda.get_device_name() if torch.cuda.is_available() else 'no GPU'}")
     for name in ("papermill", "ipykernel", "jupytext", "distributed", "wfdb",
-                 "efficientnet_lite_pytorch", "fusion_utils.experiments.runner"):
+                 "efficientnet_lite_pytorch", "myst_nb", "fusion_utils.experiments.runner"):
         importlib.import_module(name)
     from fusion_utils.notebook_runner import execute_notebook
 

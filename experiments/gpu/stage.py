@@ -22,7 +22,8 @@ import sys
 import tarfile
 from pathlib import Path
 
-#: Packages the device image lacks that the grid imports (ipykernel's optional debugpy and
+#: Packages the device image lacks that the grid imports (myst_nb without its dependencies:
+#: the notebooks import only its `glue`; ipykernel's optional debugpy and
 #: IPython's optional jedi are left out to save 9 MiB of transfer).
 WHEELS = (
     "papermill nbformat nbclient jupyter_client jupyter_core ipykernel ipython "
@@ -30,7 +31,7 @@ WHEELS = (
     "asttokens pure_eval matplotlib_inline comm pyzmq tornado traitlets platformdirs "
     "fastjsonschema jsonschema jsonschema_specifications referencing rpds_py entrypoints "
     "tenacity jupytext mdit_py_plugins wfdb soundfile cffi pycparser nest_asyncio2 "
-    "efficientnet_lite_pytorch dask distributed partd locket zict tblib"
+    "efficientnet_lite_pytorch dask distributed partd locket zict tblib myst_nb"
 ).split()
 PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_27_x86_64", "manylinux_2_26_x86_64",
              "manylinux_2_17_x86_64", "manylinux2014_x86_64", "manylinux1_x86_64",
