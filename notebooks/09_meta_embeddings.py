@@ -41,7 +41,7 @@ metadata_columns: str = ""  # comma-separated metadata columns; empty: all of th
 encoding: str = "paper"  # metadata mapping: paper, standardised or onehot
 epochs: int = 200  # DVME: most training epochs
 patience: int = 20  # DVME: epochs without a lower validation loss before stopping
-lr: float = 1e-3  # DVME: AdamW learning rate
+lr: float = 1e-4  # DVME: AdamW learning rate
 seed: int = 0  # seed of DVME's weights and batches and of the bootstrap
 n_bootstrap: int = 200  # bootstrap resamples of the 95% CIs
 results_dir: str = ""  # committed real tables; empty: results/real/meta_embedding
@@ -208,7 +208,7 @@ print(f"{shown} committed real table(s) shown")
 # 1. Use only two backbones (no extraction):
 #    `fusion-book run 09_meta_embeddings out.ipynb -p extra_backbones efficientnet_lite1`
 # 2. Give DVME more patience and a smaller learning rate. Do the attention weights change?
-#    `fusion-book run 09_meta_embeddings out.ipynb -p patience 50 -p lr 0.0003`
+#    `fusion-book run 09_meta_embeddings out.ipynb -p patience 50 -p lr 0.00003`
 # 3. Standardise the metadata before the softmax classifiers and DVME see them.
 #    `fusion-book run 09_meta_embeddings out.ipynb -p encoding standardised`
 #

@@ -25,7 +25,7 @@ from fusion_utils.fusion.meta_embedding import (
 )
 
 CLASSES = ["NORM", "MI", "STTC", "CD", "HYP"]
-SMALL = DVMEConfig(dim=16, n_heads=2, max_epochs=60, patience=10, seed=0)
+SMALL = DVMEConfig(dim=16, n_heads=2, max_epochs=60, patience=10, lr=1e-3, seed=0)
 
 
 @pytest.fixture(autouse=True)
@@ -133,7 +133,7 @@ def test_dvme_is_deterministic_with_a_seed():
     te = split == "test"
     p1 = _fit(xs, labels, split).predict_proba([x[te] for x in xs])
     p2 = _fit(xs, labels, split).predict_proba([x[te] for x in xs])
-    p3 = _fit(xs, labels, split, DVMEConfig(dim=16, n_heads=2, max_epochs=60, patience=10,
+    p3 = _fit(xs, labels, split, DVMEConfig(dim=16, n_heads=2, max_epochs=60, patience=10, lr=1e-3,
                                             seed=1)).predict_proba([x[te] for x in xs])
     np.testing.assert_array_equal(p1, p2)
     np.testing.assert_allclose(p1.sum(axis=1), 1.0)
