@@ -337,10 +337,55 @@ def collect_real(runs_dir: str | os.PathLike[str] | None = None, *, command: str
                      "started": st.get("started"), "finished": st.get("finished"),
                      "seconds": st.get("seconds"), "threads": st.get("threads"),
                      "host": st.get("host"),
-                     "stages": json.dumps(st.get("stages") or {}, sort_keys=True)})
+                     "stages": json.dumps(st.get("stages") or {}, sort_keys=True),
+                     "stages_resumed_from": json.dumps(st.get("resumed") or {}, sort_keys=True),
+                     **feature_run_facts(runs / config.config_id)})
     status = pd.DataFrame(rows)
     return write_provenance(results, status, command=command, out_dir=out_dir,
                             not_run=not_run, notes=notes)
+
+
+def feature_run_facts(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
+    """Where and how fast a run's features were made: device, weights tag, images per second.
+
+    ``extraction_images_per_second`` is notebook 03's figure; ``finetune_images_per_second``
+    counts the training images seen (epochs x training split) over the fine-tuning seconds
+    (validation passes included in the time).
+    """
+    run = Path(run_dir)
+    facts: dict[str, Any] = {}
+    timing_file = run / "feature_timings.json"
+    if timing_file.is_file():
+        t = json.loads(timing_file.read_text())
+        facts.update(feature_device=t.get("device"), extraction_seconds=t.get("extraction_s"),
+                     extraction_images_per_second=t.get("images_per_second"),
+                     finetune_seconds=t.get("fine_tuning_s"))
+    run_json = run / "run.json"
+    if run_json.is_file():
+        feats = (json.loads(run_json.read_text()).get("stages", {}).get("features", {})
+                 .get("parameters", {}))
+        facts["weights_tag"] = feats.get("weights_tag")
+        ft_s = facts.get("finetune_seconds") or 0.0
+        if feats.get("mode") == "ft" and ft_s > 0 and (run / "predictions.parquet").is_file():
+            split = pd.read_parquet(run / "predictions.parquet", columns=["split"])["split"]
+            n_train = _n_train(run, split)
+            if n_train:
+                facts["finetune_images_per_second"] = feats.get("epochs", 0) * n_train / ft_s
+    return facts
+
+
+def _n_train(run: Path, split: pd.Series) -> int:
+    """Training images of a run: its manifest's (the one it recorded, else the real one for its
+    dataset; a run made elsewhere records a path of that machine), else the scored rows'."""
+    from fusion_utils.data.manifest import load_manifest
+
+    info = json.loads((run / "run.json").read_text())
+    recorded = info["stages"]["features"]["parameters"].get("manifest_path")
+    dataset = info.get("dataset", "")
+    for path in (recorded, real_manifest_path(dataset) if dataset else None):
+        if path and Path(path).is_file():
+            return int((load_manifest(path)["split"] == "train").sum())
+    return int((split == "train").sum())
 
 
 def cohort_summary(manifests: dict[str, str | os.PathLike[str]] | None = None

@@ -121,3 +121,33 @@ def test_committed_results_match_their_provenance_and_the_data(shared_ptbxl) -> 
     assert h[["auroc_macro", "balanced_accuracy"]].apply(lambda s: s.between(0, 1)).all().all()
     assert prov["cohorts"]["ptbxl"]["n_records"] == 1533
     assert prov["cohorts"]["ham10000"]["n_records"] == 10_015
+
+
+def test_feature_run_facts_give_device_weights_and_rates(tmp_path) -> None:
+    """A fine-tuned run's images per second = epochs x training images / fine-tuning seconds,
+    with the training images counted in the run's manifest (not in its predictions)."""
+    from fusion_utils.data.manifest import save_manifest
+
+    rows = [{"record_id": str(i), "dataset": "ptbxl", "label": "NORM", "path": f"/x/{i}",
+             "group": str(i), "split": "train" if i < 12 else "test"} for i in range(16)]
+    manifest = pd.DataFrame(rows)
+    manifest.attrs.update(dataset="ptbxl", classes=["NORM"])
+    save_manifest(manifest, tmp_path / "m.parquet")
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "feature_timings.json").write_text(json.dumps(
+        {"device": "cuda", "extraction_s": 2.0, "images_per_second": 8.0,
+         "fine_tuning_s": 6.0}))
+    (run / "run.json").write_text(json.dumps({"dataset": "ptbxl", "stages": {"features": {
+        "parameters": {"mode": "ft", "epochs": 3, "weights_tag": "imagenet:w-fp16",
+                       "manifest_path": str(tmp_path / "m.parquet")}}}}))
+    pd.DataFrame({"split": ["test"] * 4}).to_parquet(run / "predictions.parquet")
+    facts = re_.feature_run_facts(run)
+    assert facts["feature_device"] == "cuda" and facts["weights_tag"] == "imagenet:w-fp16"
+    assert facts["extraction_images_per_second"] == 8.0
+    assert facts["finetune_images_per_second"] == pytest.approx(3 * 12 / 6.0)
+    bn = json.loads((run / "run.json").read_text())
+    bn["stages"]["features"]["parameters"]["mode"] = "bn"
+    (run / "run.json").write_text(json.dumps(bn))
+    assert "finetune_images_per_second" not in re_.feature_run_facts(run)
+    assert re_.feature_run_facts(tmp_path / "missing") == {}
