@@ -263,8 +263,10 @@ else:
 # the image-only classifier of the real HAM10000 configuration (trained on 200x150 features)
 # predicts a class from each: the cosine of the two feature vectors and the share of images
 # whose predicted class does not change say how much the downscaling alters what the
-# classifiers see (`fusion_utils.features.resolution`). Without the two folders (the demo
-# edition) this section is skipped.
+# classifiers see (`fusion_utils.features.resolution`). The classifier was fitted without a
+# penalty on the training split, which it can memorise, so the figures are also given per split:
+# the test split's are the fair ones. Without the two folders (the demo edition) the committed
+# comparison is shown.
 
 # %%
 from fusion_utils.features import resolution as res_cmp
@@ -276,9 +278,14 @@ if str(resolution_data_dir).strip():
         resolution_data_dir, classifier=clf if clf is not None and clf.is_file() else None)
     print(comparison.sentence())
     display(comparison.per_image["cosine"].describe().to_frame().T.round(4))
+elif (committed_res := real_edition.committed_resolution()) is not None:
+    print("Committed result (real data; `python -m fusion_utils.experiments.real_edition "
+          f"resolution`, classifier of {committed_res['classifier_run']}): "
+          + committed_res["sentence"])
+    display(pd.DataFrame(committed_res.get("by_split") or {}).T.round(4))
 else:
     print("Resolution comparison skipped (resolution_data_dir is empty: no real HAM10000 "
-          "folder with both resolutions).")
+          "folder with both resolutions, and no committed results/real/resolution.json).")
 
 # %% [markdown]
 # ## Summary

@@ -33,6 +33,7 @@ from fusion_utils.paths import project_root, shared_data_dir
 __all__ = [
     "COMPARED_METRICS",
     "HAM_IMAGE_DIR",
+    "RESOLUTION_RUN",
     "SPLIT_SCHEME",
     "TOLERANCE",
     "build_real_manifests",
@@ -40,8 +41,11 @@ __all__ = [
     "cohort_sentence",
     "cohort_summary",
     "collect_real",
+    "committed_resolution",
     "committed_results",
+    "compute_resolution",
     "data_checksums",
+    "feature_run_facts",
     "headline",
     "headline_table",
     "machine_description",
@@ -478,6 +482,47 @@ def headline_table(results: pd.DataFrame) -> pd.DataFrame:
     return table.sort_index(axis=1)
 
 
+RESOLUTION_RUN = "ham10000-efficientnet_lite0-bn-noaug"
+"""The real run whose image-only classifier the resolution comparison uses."""
+
+
+def compute_resolution(data_dir: str | os.PathLike[str] | None = None, *,
+                       runs_dir: str | os.PathLike[str] | None = None,
+                       out_dir: str | os.PathLike[str] | None = None) -> Path:
+    """The 600x450 vs 200x150 comparison on the HAM10000 images present at both resolutions,
+    written to ``results/real/resolution.json`` (summary, with the figures per split) and
+    ``resolution_per_image.parquet``.
+
+    Features: ``efficientnet_lite0`` BN on each copy; predictions: the image-only classifier of
+    :data:`RESOLUTION_RUN` (trained on the 200x150 training split); splits: its manifest's.
+    """
+    from fusion_utils.data.manifest import load_manifest
+    from fusion_utils.features.resolution import compare_resolutions
+    from fusion_utils.io import atomic_path
+
+    ham = Path(data_dir) if data_dir else shared_data_dir() / "ham10000"
+    run = (Path(runs_dir) if runs_dir else project_root() / "runs" / "real") / RESOLUTION_RUN
+    splits = load_manifest(real_manifest_path("ham10000")).set_index("record_id")["split"]
+    result = compare_resolutions(ham, classifier=run / "classifier_image.npz",
+                                 splits=splits.rename(index=str))
+    out = Path(out_dir) if out_dir else results_dir()
+    out.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out / "resolution_per_image.parquet", suffix=".parquet") as tmp:
+        result.per_image.to_parquet(tmp, index=False)
+    record = {**result.summary, "sentence": result.sentence(), "classifier_run": RESOLUTION_RUN,
+              "command": "python -m fusion_utils.experiments.real_edition resolution",
+              "data_checksums_sha256": data_checksums(ham.parent)}
+    with atomic_path(out / "resolution.json", suffix=".json") as tmp:
+        Path(tmp).write_text(json.dumps(record, indent=2, default=str) + "\n")
+    return out / "resolution.json"
+
+
+def committed_resolution(path: str | os.PathLike[str] | None = None) -> dict[str, Any] | None:
+    """The committed resolution comparison (``results/real/resolution.json``), or ``None``."""
+    path = Path(path) if path else results_dir() / "resolution.json"
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m fusion_utils.experiments.real_edition",
                                      description=__doc__.split("\n\n")[0])
@@ -488,9 +533,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     col.add_argument("--runs-dir", default="")
     col.add_argument("--command", required=True, help="the command that ran the grid")
     col.add_argument("--notes", default="")
+    res = sub.add_parser("resolution", help="600x450 vs 200x150 HAM10000 comparison")
+    res.add_argument("--data-dir", default="", help="HAM10000 folder with both image folders")
     args = parser.parse_args(argv)
     if args.cmd == "manifests":
         build_real_manifests(args.data_dir or None)
+    elif args.cmd == "resolution":
+        print(compute_resolution(args.data_dir or None))
     else:
         path = collect_real(args.runs_dir or None, command=args.command, notes=args.notes)
         print(path)

@@ -9,13 +9,19 @@ import lazy_loader as _lazy
 
 __getattr__, __dir__, __all__ = _lazy.attach(
     __name__,
-    submodules=["augment", "backbones", "datasets", "domain_similarity", "extraction", "finetune",
-                "plots", "resolution"],
+    submodules=["augment", "autoencoder", "backbones", "datasets", "domain_similarity",
+                "extraction", "finetune", "plots", "resolution"],
     submod_attrs={
         "augment": ["APPLY_TO", "AugmentParams", "PaperAugmentation", "sample_seed"],
+        "autoencoder": [
+            "MAPS_VERSION", "AEConfig", "ConvAutoEncoder", "FeatureMapCache", "answer",
+            "autoencoder_features", "committed_autoencoder", "compare_features", "encode",
+            "feature_map_cache_key", "run_real", "summary_table", "train_autoencoder"
+        ],
         "backbones": [
-            "OFFLINE_BACKBONE", "Backbone", "BackboneSpec", "WeightsUnavailableError",
-            "fold_batchnorm", "get_backbone", "list_backbones", "register_backbone"
+            "OFFLINE_BACKBONE", "SELF_SUPERVISED_WEIGHTS", "Backbone", "BackboneSpec",
+            "SelfSupervisedWeights", "WeightsUnavailableError", "fold_batchnorm", "get_backbone",
+            "list_backbones", "register_backbone"
         ],
         "datasets": [
             "PREPROCESSING_VERSION", "ManifestImageDataset", "default_montage_params",
@@ -42,7 +48,7 @@ __getattr__, __dir__, __all__ = _lazy.attach(
         "plots": ["plot_augmented_views", "plot_feature_pca", "plot_finetune_history"],
         "resolution": [
             "ResolutionComparison", "compare_resolutions", "paired_manifests",
-            "predict_with_weights"
+            "predict_with_weights", "summary_by_split"
         ],
     },
 )

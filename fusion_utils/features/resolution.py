@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 __all__ = ["ResolutionComparison", "compare_resolutions", "paired_manifests",
-           "predict_with_weights"]
+           "predict_with_weights", "summary_by_split"]
 
 
 @dataclass
@@ -57,6 +57,12 @@ class ResolutionComparison:
             text += (f"; the image-only classifier predicts the same class for "
                      f"{s['agreement']:.1%} of them (accuracy {s['accuracy_full']:.1%} on the "
                      f"originals, {s['accuracy_reduced']:.1%} on the copies)")
+        test = (s.get("by_split") or {}).get("test")
+        if test and "agreement" in test:
+            text += (f". On the {test['n_images']} of them in the test split (unseen by the "
+                     f"classifier) the class agrees for {test['agreement']:.1%} (accuracy "
+                     f"{test['accuracy_full']:.1%} on the originals, "
+                     f"{test['accuracy_reduced']:.1%} on the copies)")
         return text + "."
 
 
@@ -93,7 +99,8 @@ def compare_resolutions(data_dir: str | os.PathLike[str], *,
                         classifier: str | os.PathLike[str] | Any | None = None,
                         full: str = "images", reduced: str = "images_200x150",
                         batch_size: int = 32, use_cache: bool = True,
-                        progress: bool = False) -> ResolutionComparison:
+                        progress: bool = False,
+                        splits: pd.Series | None = None) -> ResolutionComparison:
     """Features (and predictions) of the same images at full and at reduced resolution.
 
     Parameters
@@ -109,6 +116,11 @@ def compare_resolutions(data_dir: str | os.PathLike[str], *,
         The two image folders.
     batch_size, use_cache, progress
         Passed to :func:`fusion_utils.features.extraction.extract_features`.
+    splits : pandas.Series, optional
+        Split of each image (index: record id), e.g. the classifier's manifest's ``split``:
+        a classifier fitted without a penalty can memorise its training images, so the
+        summary then also gives the figures per split (``by_split``; the test split is the
+        fair one).
     """
     from fusion_utils.features.extraction import extract_features
 
@@ -142,4 +154,20 @@ def compare_resolutions(data_dir: str | os.PathLike[str], *,
             agreement=float(per_image["agree"].mean()),
             accuracy_full=float((per_image["pred_full"] == per_image["label"]).mean()),
             accuracy_reduced=float((per_image["pred_reduced"] == per_image["label"]).mean()))
+    if splits is not None:
+        per_image["split"] = splits.reindex(per_image["record_id"].astype(str)).to_numpy()
+        summary["by_split"] = summary_by_split(per_image)
     return ResolutionComparison(per_image, summary)
+
+
+def summary_by_split(per_image: pd.DataFrame) -> dict[str, dict[str, Any]]:
+    """Images, mean cosine and (with predictions) agreement and accuracies per ``split``."""
+    out: dict[str, dict[str, Any]] = {}
+    for split, df in per_image.dropna(subset=["split"]).groupby("split", sort=True):
+        row: dict[str, Any] = {"n_images": len(df), "cosine_mean": float(df["cosine"].mean())}
+        if "agree" in df:
+            row.update(agreement=float(df["agree"].mean()),
+                       accuracy_full=float((df["pred_full"] == df["label"]).mean()),
+                       accuracy_reduced=float((df["pred_reduced"] == df["label"]).mean()))
+        out[str(split)] = row
+    return out

@@ -151,3 +151,20 @@ def test_feature_run_facts_give_device_weights_and_rates(tmp_path) -> None:
     (run / "run.json").write_text(json.dumps(bn))
     assert "finetune_images_per_second" not in re_.feature_run_facts(run)
     assert re_.feature_run_facts(tmp_path / "missing") == {}
+
+
+@pytest.mark.shared_data
+def test_committed_resolution_comparison_is_consistent(shared_ham) -> None:
+    """results/real/resolution.json: 273 paired images, per-split figures that add up, the
+    per-image table behind it, and the data it was computed on."""
+    record = re_.committed_resolution()
+    if record is None:
+        pytest.skip("no committed results/real/resolution.json")
+    per_image = pd.read_parquet(re_.results_dir() / "resolution_per_image.parquet")
+    assert record["n_images"] == len(per_image) == 273
+    assert sum(v["n_images"] for v in record["by_split"].values()) == 273
+    assert record["agreement"] == pytest.approx(per_image["agree"].mean())
+    test = per_image[per_image["split"] == "test"]
+    assert record["by_split"]["test"]["agreement"] == pytest.approx(test["agree"].mean())
+    assert record["data_checksums_sha256"]["ham10000/HAM10000_metadata.csv"] == \
+        re_.data_checksums(shared_ham.parent)["ham10000/HAM10000_metadata.csv"]

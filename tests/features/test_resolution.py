@@ -58,3 +58,21 @@ def test_reduced_copies_are_close_but_not_identical(small_pair) -> None:
     assert 0.0 <= res.summary["agreement"] <= 1.0
     assert set(res.per_image.columns) >= {"pred_full", "pred_reduced", "agree"}
     assert "4 HAM10000 images" in res.sentence()
+
+
+def test_summary_by_split_counts_agreement_and_accuracy_per_split() -> None:
+    per_image = pd.DataFrame({
+        "record_id": list("abcdef"), "label": ["nv", "nv", "mel", "mel", "nv", "bcc"],
+        "cosine": [0.9, 0.8, 0.7, 0.6, 0.5, 0.4],
+        "pred_full": ["nv", "mel", "mel", "nv", "nv", "nv"],
+        "pred_reduced": ["nv", "nv", "mel", "mel", "bcc", "nv"],
+        "split": ["train", "train", "test", "test", "test", None]})
+    per_image["agree"] = per_image["pred_full"] == per_image["pred_reduced"]
+    out = resolution.summary_by_split(per_image)
+    assert set(out) == {"train", "test"}  # the record without a split is left out
+    assert out["train"] == {"n_images": 2, "cosine_mean": pytest.approx(0.85),
+                            "agreement": 0.5, "accuracy_full": 0.5, "accuracy_reduced": 1.0}
+    assert out["test"]["n_images"] == 3
+    assert out["test"]["agreement"] == pytest.approx(1 / 3)
+    assert out["test"]["accuracy_full"] == pytest.approx(2 / 3)  # c and e
+    assert out["test"]["accuracy_reduced"] == pytest.approx(2 / 3)  # c and d
