@@ -48,6 +48,13 @@ _LOW_PRECISION_MIN_ENTRIES = 1 << 22
 # Every this many loss evaluations, one runs with the other torch thread count (1 or all), and
 # the faster count is kept (see _Objective._threads_for_this_call).
 _THREAD_TRIAL = 50
+# The full Hessian model of at most this many columns is built (syrk, Cholesky, inverse) with
+# one thread: on cores shared with other processes each parallel region of these mid-sized
+# factorisations waits for a descheduled worker (on 2 busy cores, 3,000 x 1,011: 7 s a build
+# with 2 threads, 1 s with one; 7,011 x 1,281: 26-39 s against 2.4-2.8 s), and the rounding does
+# not depend on the load, so the fit stays deterministic. Larger models (PTB-XL's 4,107) use
+# NumPy's BLAS threads, whose work per parallel region is large enough to pay for the wait.
+_MODEL_THREADS_ABOVE = 2048
 # Backtracking halvings allowed in float32 before the fit goes on in float64.
 _LOW_PRECISION_BACKTRACKS = 10
 
@@ -267,7 +274,9 @@ class _Preconditioner:
             sw = np.sqrt(w[r] / self.n)
             Xa[i:i + len(sw), :d] = (self.X[r] - self.mu) * sw[:, None]
             Xa[i:i + len(sw), d] = sw
-        with _blas_threads(self.blas_threads):
+        # one thread for a model of up to _MODEL_THREADS_ABOVE columns (see there)
+        threads = self.blas_threads if d + 1 > _MODEL_THREADS_ABOVE else 1
+        with _blas_threads(max(1, threads)):
             A = (Xa.T @ Xa).astype(np.float64)  # numpy dispatches X^T X to syrk
         del Xa
         A[np.arange(d), np.arange(d)] += self.l2
@@ -277,16 +286,12 @@ class _Preconditioner:
         A /= s[:, None]
         A /= s[None, :]
         A[dead, dead] = 1.0
-        tA = torch.from_numpy(A)
-        ridge = _RIDGE
-        for _ in range(8):
-            L, info = torch.linalg.cholesky_ex(tA + ridge * torch.eye(d + 1, dtype=tA.dtype))
-            if int(info) == 0:
-                break
-            ridge *= 100.0
-        else:  # pragma: no cover - A is PSD up to rounding, a ridge of 1e10 always works
-            raise np.linalg.LinAlgError("preconditioner: Cholesky failed")
-        Minv = torch.cholesky_inverse(L)
+        previous = torch.get_num_threads()
+        torch.set_num_threads(max(1, min(previous, threads)))
+        try:
+            Minv = self._factorise(A)
+        finally:
+            torch.set_num_threads(previous)
         ts = torch.from_numpy(s)
         Minv /= ts[:, None]
         Minv /= ts[None, :]
@@ -294,6 +299,24 @@ class _Preconditioner:
         self.n_updates += 1
         self.n_full_updates += 1
         self.setup_time += time.perf_counter() - t0
+
+    @staticmethod
+    def _factorise(A: np.ndarray) -> Any:
+        """``(A + ridge I)^{-1}`` of the unit-diagonal model by Cholesky (torch), with the
+        smallest ridge of 1e-6, 1e-4, ... that makes the factorisation succeed."""
+        import torch
+
+        d1 = A.shape[0]
+        tA = torch.from_numpy(A)
+        ridge = _RIDGE
+        for _ in range(8):
+            L, info = torch.linalg.cholesky_ex(tA + ridge * torch.eye(d1, dtype=tA.dtype))
+            if int(info) == 0:
+                break
+            ridge *= 100.0
+        else:  # pragma: no cover - A is PSD up to rounding, a ridge of 1e10 always works
+            raise np.linalg.LinAlgError("preconditioner: Cholesky failed")
+        return torch.cholesky_inverse(L)
 
     def __call__(self, *vs: np.ndarray) -> list[np.ndarray] | np.ndarray:
         """``M^{-1}`` applied to each class row of each vector; several vectors share one read

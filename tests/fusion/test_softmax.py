@@ -403,3 +403,29 @@ def test_evaluation_threads_chosen_by_time_and_results_identical(monkeypatch):
         assert obj._threads_for_this_call() == 1
     finally:
         torch.set_num_threads(before)
+
+
+def test_hessian_model_has_the_same_bits_whatever_the_threads():
+    """Models up to _MODEL_THREADS_ABOVE columns are built with one thread, so neither the
+    caller's thread settings nor the machine's load change the fit's path."""
+    import torch
+
+    import fusion_utils.fusion._optim as optim
+
+    rng = np.random.default_rng(0)
+    X = np.abs(rng.normal(size=(800, 300)))
+    P = rng.dirichlet(np.ones(4), size=800)
+    before = torch.get_num_threads()
+    models = []
+    try:
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            pre = optim._Preconditioner(X, X.mean(axis=0), np.zeros(300), 4, mode="full")
+            pre.blas_threads = threads
+            pre.update(P)
+            assert torch.get_num_threads() == threads  # restored
+            models.append(pre.Minv.numpy().copy())
+    finally:
+        torch.set_num_threads(before)
+    assert 301 <= optim._MODEL_THREADS_ABOVE
+    np.testing.assert_array_equal(models[0], models[1])
