@@ -102,7 +102,12 @@ def _chapters(real: Path | None) -> list[Chapter]:
         Chapter("07_metadata_only", "07_metadata_only_ptbxl", {"dataset": "ptbxl"}),
         Chapter("07_metadata_only", "07_metadata_only_ham10000", {"dataset": "ham10000"}),
         Chapter("08_results", "08_results", {}),
-        Chapter("09_meta_embeddings", "09_meta_embeddings", {"dataset": "ptbxl"}),
+        # the book grid's four efficientnet_lite0 embeddings: extracting lite1/lite2 on the demo
+        # cohort costs 70-120 s each on 2 cores, beyond the chapter's budget
+        Chapter("09_meta_embeddings", "09_meta_embeddings",
+                {"dataset": "ptbxl", "run_dirs": "runs/book/ptbxl-efficientnet_lite0-*",
+                 "extra_backbones": ""}),
+        Chapter("10_autoencoder_features", "10_autoencoder_features", {"dataset": "ptbxl"}),
         Chapter("11_domain_similarity", "11_domain_similarity", {}),
     ]
     chapters = [*before_grid, Chapter("<grid>", "<grid>"), *after_grid]
