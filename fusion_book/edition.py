@@ -107,6 +107,11 @@ def real_chapter_parameters(real: Path) -> dict[str, dict[str, Any]]:
                                "run_dirs": str(project_root() / "runs" / "real"
                                                / "ptbxl-efficientnet_lite*-bn-noaug"),
                                "n_bootstrap": 1000},
+        # live on 200 real PTB-XL records (the real BN run); the committed 1,533-record table too
+        "10_autoencoder_features": {
+            "dataset": "ptbxl", "manifest_path": man_p,
+            "bn_run": str(project_root() / "runs" / "real" / "ptbxl-efficientnet_lite0-bn-noaug"),
+            "ft_run": str(project_root() / "runs" / "real" / "ptbxl-efficientnet_lite0-ft-noaug")},
         # live on a seeded subset of the real data; the committed 256-image table is shown too
         "11_domain_similarity": {"ham_manifest": man_h, "ptbxl_manifest": man_p,
                                  "results_path": str(results_dir() / "results.parquet")},
