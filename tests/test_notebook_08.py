@@ -31,7 +31,7 @@ def _outputs(nb: nbformat.NotebookNode) -> tuple[str, list[str], int]:
 def test_parameters_are_documented() -> None:
     params = notebook_parameters("08_results")
     assert list(params) == ["results_path", "runs_dir", "paper_runs_dir", "dataset", "tol",
-                            "resolution_data_dir", "resolution_run_dir"]
+                            "resolution_data_dir", "resolution_run_dir", "real_results_path"]
     assert all(p["help"] for p in params.values())
 
 
@@ -47,7 +47,8 @@ def test_notebook_08_book_grid_and_paper_grid(tmp_path: Path) -> None:
 
     out = execute_notebook("08_results", tmp_path / "08.ipynb",
                            {"results_path": str(tmp_path / "book.parquet"),
-                            "paper_runs_dir": str(paper_runs)}, timeout=300)
+                            "paper_runs_dir": str(paper_runs), "real_results_path": "none"},
+                           timeout=300)
     text, markdown, images = _outputs(nbformat.read(out, as_version=4))
     assert images == 2  # Figs. 2-3 heatmaps and Fig. 4 box plots (glued)
     book_findings, paper_findings = (m for m in markdown if m.startswith("| # |"))
@@ -67,10 +68,30 @@ def test_notebook_08_one_dataset_without_paper_grid(tmp_path: Path) -> None:
     make_results(backbones=("efficientnet_lite0",)).to_parquet(tmp_path / "r.parquet")
     out = execute_notebook("08_results", tmp_path / "08.ipynb",
                            {"results_path": str(tmp_path / "r.parquet"), "dataset": "ptbxl",
-                            "paper_runs_dir": "none"}, timeout=300)
+                            "paper_runs_dir": "none",
+                            "real_results_path": str(tmp_path / "r.parquet")},
+                           timeout=300)
     text, markdown, _ = _outputs(nbformat.read(out, as_version=4))
     assert "ham10000-" not in text.split("The paper grid is not shown")[0]
     assert "The paper grid is not shown" in text
     (findings,) = (m for m in markdown if m.startswith("| # |"))
     line = next(ln for ln in findings.splitlines() if "PTB-XL's changes" in ln)
     assert "*not testable*" in line  # needs both datasets
+    # the real-grid section does not repeat the main table
+    assert "The real grid's table is this chapter's main table" in text
+
+
+@pytest.mark.slow
+def test_notebook_08_shows_the_committed_real_grid_beside_the_book_grid(tmp_path: Path) -> None:
+    make_results(backbones=("efficientnet_lite0",)).to_parquet(tmp_path / "book.parquet")
+    make_results().to_parquet(tmp_path / "real.parquet")
+    out = execute_notebook("08_results", tmp_path / "08.ipynb",
+                           {"results_path": str(tmp_path / "book.parquet"),
+                            "paper_runs_dir": "none",
+                            "real_results_path": str(tmp_path / "real.parquet")}, timeout=300)
+    text, markdown, _ = _outputs(nbformat.read(out, as_version=4))
+    book_findings, real_findings = (m for m in markdown if m.startswith("| # |"))
+    assert "32 configuration(s) of the real grid" in text
+    assert "real grid: 19 reproduced" in text
+    assert real_findings.count("| reproduced |") == 19 != book_findings.count("| reproduced |")
+    assert "Gessert et al. 2020" in text

@@ -18,12 +18,13 @@ __getattr__, __dir__, __all__ = _lazy.attach(
             "label_configurations", "normalise_metric"
         ],
         "real_edition": [
-            "COMPARED_METRICS", "HAM_IMAGE_DIR", "RESOLUTION_RUN", "SPLIT_SCHEME", "TOLERANCE",
+            "COMPARED_METRICS", "HAM_IMAGE_DIR", "OUTSIDE_REFERENCES", "RESOLUTION_RUN",
+            "SPLIT_SCHEME", "TOLERANCE",
             "build_real_manifests", "check_against_committed", "cohort_sentence", "cohort_summary",
             "collect_real", "committed_resolution", "committed_results", "compute_resolution",
             "data_checksums", "feature_run_facts", "headline", "headline_table",
             "machine_description", "provenance_markdown", "read_provenance", "real_manifest_path",
-            "write_provenance"
+            "reference_points", "write_provenance"
         ],
         "results": [
             "RESULT_COLUMNS", "collect", "grid_status", "load_results", "read_status",

@@ -33,6 +33,7 @@ from fusion_utils.paths import project_root, shared_data_dir
 __all__ = [
     "COMPARED_METRICS",
     "HAM_IMAGE_DIR",
+    "OUTSIDE_REFERENCES",
     "RESOLUTION_RUN",
     "SPLIT_SCHEME",
     "TOLERANCE",
@@ -52,6 +53,7 @@ __all__ = [
     "provenance_markdown",
     "read_provenance",
     "real_manifest_path",
+    "reference_points",
     "write_provenance",
 ]
 
@@ -198,6 +200,44 @@ def headline(results: pd.DataFrame) -> pd.DataFrame:
     table = table.rename(columns={"auroc": "auroc_macro", "sensitivity": "balanced_accuracy"})
     table.columns.name = None
     return table.reset_index()
+
+
+OUTSIDE_REFERENCES: tuple[dict[str, Any], ...] = (
+    {"source": "Gessert et al. 2020, ISIC 2019 winners (arXiv 1910.03910)",
+     "dataset": "ham10000", "metric": "balanced_accuracy", "image": 0.636, "fused": 0.634,
+     "note": "ensemble of EfficientNets, hidden ISIC 2019 test set (8 classes + unknown): "
+             "task 1 (images) 63.6%, task 2 (images + age, sex, site) 63.4%"},
+    {"source": "Thomas et al., EMBC 2021 (companion paper)", "dataset": "both",
+     "metric": None, "image": None, "fused": None,
+     "note": "VGG16 is the network for which the metadata did not help"},
+)
+"""Outside reference points for the real results: published figures on related data."""
+
+
+def reference_points(results: pd.DataFrame) -> pd.DataFrame:
+    """The outside references beside this grid's own image-only and fused figures.
+
+    For each reference with a metric, the rows of :func:`headline` for its dataset (every
+    configuration) are summarised as the median and range over configurations, so a reader
+    sees whether metadata changed this grid's figure as much as the reference's.
+    """
+    own = headline(results)
+    rows = []
+    for ref in OUTSIDE_REFERENCES:
+        row = {"source": ref["source"], "dataset": ref["dataset"], "metric": ref["metric"],
+               "reference_image": ref["image"], "reference_fused": ref["fused"],
+               "note": ref["note"]}
+        if ref["metric"] and ref["dataset"] in set(own.get("dataset", [])):
+            mine = own[own["dataset"] == ref["dataset"]].pivot_table(
+                index="config_id", columns="model", values=ref["metric"])
+            delta = (mine["fused"] - mine["image"]).dropna()
+            row.update(this_grid_image_median=float(mine["image"].median()),
+                       this_grid_fused_median=float(mine["fused"].median()),
+                       this_grid_gain_min=float(delta.min()),
+                       this_grid_gain_max=float(delta.max()),
+                       this_grid_configurations=len(delta))
+        rows.append(row)
+    return pd.DataFrame(rows)
 
 
 def check_against_committed(recomputed: pd.DataFrame, committed: pd.DataFrame, *,

@@ -168,3 +168,20 @@ def test_committed_resolution_comparison_is_consistent(shared_ham) -> None:
     assert record["by_split"]["test"]["agreement"] == pytest.approx(test["agree"].mean())
     assert record["data_checksums_sha256"]["ham10000/HAM10000_metadata.csv"] == \
         re_.data_checksums(shared_ham.parent)["ham10000/HAM10000_metadata.csv"]
+
+
+def test_reference_points_set_the_grid_beside_the_isic_2019_winners() -> None:
+    a = _table(0.8, 0.40)  # balanced accuracy 0.40 -> 0.45 (+0.05)
+    b = _table(0.7, 0.30).assign(config_id="ham10000-efficientnet_lite1-bn-noaug")
+    b.loc[(b["metric"] == "sensitivity") & (b["class"] == "macro_mean")
+          & (b["model"] == "fused"), "value"] = 0.29  # 0.30 -> 0.29 (-0.01)
+    table = re_.reference_points(pd.concat([a, b]))
+    isic = table.iloc[0]
+    assert isic["dataset"] == "ham10000" and isic["metric"] == "balanced_accuracy"
+    assert (isic["reference_image"], isic["reference_fused"]) == (0.636, 0.634)
+    assert isic["this_grid_image_median"] == pytest.approx(0.35)
+    assert isic["this_grid_fused_median"] == pytest.approx(0.37)
+    assert isic["this_grid_gain_min"] == pytest.approx(-0.01)
+    assert isic["this_grid_gain_max"] == pytest.approx(0.05)
+    assert isic["this_grid_configurations"] == 2
+    assert pd.isna(table.iloc[1]["reference_image"])  # EMBC 2021: a statement, no figure
