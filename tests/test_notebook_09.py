@@ -33,8 +33,8 @@ def _outputs(nb: nbformat.NotebookNode) -> tuple[str, list[str], list[str], int]
 def test_parameters_are_documented() -> None:
     params = notebook_parameters("09_meta_embeddings")
     assert list(params) == ["dataset", "run_dirs", "extra_backbones", "manifest_path",
-                            "metadata_columns", "encoding", "epochs", "patience", "lr", "seed",
-                            "n_bootstrap", "results_dir"]
+                            "metadata_columns", "encoding", "l2", "epochs", "patience", "lr",
+                            "seed", "n_bootstrap", "results_dir"]
     assert all(p["help"] for p in params.values())
 
 

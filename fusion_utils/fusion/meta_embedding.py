@@ -817,7 +817,8 @@ def committed_meta_embedding(dataset: str, folder: str | os.PathLike[str] | None
 
 def run_real(dataset: str, *, run_dirs: str | None = None, manifest_path: str | None = None,
              out_dir: str | os.PathLike[str] | None = None, seed: int = 0,
-             n_bootstrap: int = 1000, threads: int = 1, command: str = "") -> Path:
+             n_bootstrap: int = 1000, threads: int = 1, l2: float = 0.0,
+             command: str = "") -> Path:
     """Compute the comparison on the real features and write the committed tables.
 
     Defaults: every ``runs/real/<dataset>-*-bn-noaug`` folder with ``features.npz``, the real
@@ -825,7 +826,8 @@ def run_real(dataset: str, *, run_dirs: str | None = None, manifest_path: str | 
     Writes ``<dataset>.parquet``, ``<dataset>_attention.parquet`` and this dataset's entry of
     ``PROVENANCE.json`` (command, git commit, data and feature checksums, machine, seconds).
     ``threads`` torch threads: one is the fastest on a shared 2-core machine, and a fixed count
-    keeps DVME's sums in one order.
+    keeps DVME's sums in one order. ``l2``: the softmax baselines' penalty (0: the paper's, as in
+    the grid, whose numbers the best single backbone then reproduces).
     """
     from fusion_utils.data.manifest import load_manifest
     from fusion_utils.experiments.real_edition import (
@@ -845,6 +847,7 @@ def run_real(dataset: str, *, run_dirs: str | None = None, manifest_path: str | 
     man_path = Path(manifest_path) if manifest_path else real_manifest_path(dataset)
     manifest = load_manifest(man_path)
     result = compare_meta_embeddings(sources, manifest, config=DVMEConfig(seed=seed),
+                                     classifier_params={"l2": float(l2)},
                                      n_bootstrap=n_bootstrap, bootstrap_seed=seed, progress=True)
     out = Path(out_dir) if out_dir else results_folder()
     out.mkdir(parents=True, exist_ok=True)
@@ -889,12 +892,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     real.add_argument("--seed", type=int, default=0)
     real.add_argument("--n-bootstrap", type=int, default=1000)
     real.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    real.add_argument("--l2", type=float, default=0.0,
+                      help="L2 penalty of the softmax baselines (default 0: the paper's)")
     args = parser.parse_args(argv)
     command = "python -m fusion_utils.fusion.meta_embedding " + " ".join(
         sys.argv[1:] if argv is None else list(argv))
     path = run_real(args.dataset, run_dirs=args.run_dirs, manifest_path=args.manifest,
                     out_dir=args.out_dir, seed=args.seed, n_bootstrap=args.n_bootstrap,
-                    threads=args.threads, command=command)
+                    threads=args.threads, l2=args.l2, command=command)
     print(f"wrote {path}")
     return 0
 
