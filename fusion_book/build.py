@@ -106,7 +106,7 @@ def _chapters(real: Path | None) -> list[Chapter]:
         # cohort costs 70-120 s each on 2 cores, beyond the chapter's budget
         Chapter("09_meta_embeddings", "09_meta_embeddings",
                 {"dataset": "ptbxl", "run_dirs": "runs/book/ptbxl-efficientnet_lite0-*",
-                 "extra_backbones": ""}),
+                 "extra_backbones": "", "epochs": 60}),
         Chapter("10_autoencoder_features", "10_autoencoder_features", {"dataset": "ptbxl"}),
         Chapter("11_domain_similarity", "11_domain_similarity", {}),
     ]

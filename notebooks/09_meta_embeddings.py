@@ -66,6 +66,7 @@ from fusion_utils.run_folder import RunFolder
 
 dataset = check_dataset(dataset)
 t_start = time.perf_counter()
+torch.set_num_threads(1)  # DVME's small batches: one thread is as fast, and sums keep one order
 torch.manual_seed(seed)
 folders = me.resolve_run_dirs(run_dirs or f"runs/book/{dataset}-efficientnet_lite0-bn-noaug")
 manifest_file = manifest_path or default_manifest_path(dataset)
