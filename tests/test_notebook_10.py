@@ -76,7 +76,7 @@ def test_notebook_10_compares_bn_ae_ft_and_shows_the_committed_table(
     text, markdown, html, images = _outputs(nbformat.read(out, as_version=4))
     n_split = manifest["split"].value_counts()
     data_line = next(m for m in markdown if m.startswith("**Data:**"))
-    assert (f"**Data:** HAM10000 (manifest `{manifest_path}`), 42 records ({n_split['train']} "
+    assert (f"**Data:** demo HAM10000 (manifest `{manifest_path}`), 42 records ({n_split['train']} "
             f"train, {n_split['val']} validation, {n_split['test']} test)") in data_line
     assert images == 1  # the loss curve
     maps_line = next(m for m in markdown if m.startswith("Maps 1280 x 7 x 7 per record"))
@@ -89,7 +89,7 @@ def test_notebook_10_compares_bn_ae_ft_and_shows_the_committed_table(
         assert model in live
     answers = [m for m in markdown if m.startswith("**Answer")]
     assert len(answers) == 2  # live and committed
-    assert answers[0].startswith(f"**Answer (HAM10000, {n_split['test']} test records):** "
+    assert answers[0].startswith(f"**Answer (demo HAM10000, {n_split['test']} test records):** "
                                  "image only: AE is ")
     # the committed answer is the module's answer to the committed table
     assert answers[1] == ("**Answer (real PTB-XL):** " + ae.answer(metrics) + " Balanced "
