@@ -285,7 +285,8 @@ if data is not None:
         main.fused, data.X[test], data.labels[test], groups_all, classes=main.fused.classes,
         n_repeats=n_repeats, seed=seed)
     params = interpret.run_parameters(main.run_dir, "fusion")
-    clf = SoftmaxClassifier(**{k: params[k] for k in ("l2", "standardize", "max_epochs", "tol")})
+    clf = SoftmaxClassifier(**{k: params[k] for k in ("l2", "standardize", "max_epochs", "tol")},
+                            solver=params.get("solver", "lbfgs"))  # the run's own training
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # unpenalised refits on separable data may stop early
         ablation = interpret.drop_column_ablation(
@@ -387,6 +388,28 @@ else:
         f"{len(data.feature_names) - int(interpret.image_mask(data.feature_names).sum())} "
         f"metadata inputs (converged set-ups with the run's l2 = {run_l2:g}): "
         + shrinkage_conclusion(shrink)))
+
+# %% [markdown]
+# ### The same question on the real data
+#
+# Refitting the four set-ups on the real runs takes minutes (HAM10000: 7,011 training images),
+# so they were computed once with `python -m fusion_utils.interpret.shrinkage real` on the real
+# grid's BN runs of `efficientnet_lite0` (`runs/real/`) and committed in
+# `results/real/shrinkage.parquet`; every edition shows that table here.
+
+# %%
+from fusion_utils.interpret.shrinkage import committed_shrinkage
+
+real_shrink = committed_shrinkage()
+if real_shrink is None:
+    print("No committed real-data shrinkage table (results/real/shrinkage.parquet): run "
+          "python -m fusion_utils.interpret.shrinkage real")
+else:
+    for run_id, block in real_shrink.groupby("run", sort=False):
+        display(Markdown(f"**{run_id}** (real data, {int(block['n_train'].iloc[0])} training "
+                         f"records): {block['conclusion'].iloc[0]}"))
+    display(real_shrink[["run", "setup", "median_abs_image_only", "median_abs_fused", "ratio",
+                         "epochs_image_only", "epochs_fused", "stop_fused"]])
 
 # %% [markdown]
 # ## Exercises
