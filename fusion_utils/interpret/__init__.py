@@ -23,7 +23,10 @@ __getattr__, __dir__, __all__ = _lazy.attach(
             "FusedData", "RunWeights", "find_runs", "load_fused_data", "load_run", "pick_main_run",
             "run_parameters"
         ],
-        "shrinkage": ["SETUPS", "shrinkage_conclusion", "shrinkage_table"],
+        "shrinkage": [
+            "REAL_RUNS", "SETUPS", "committed_shrinkage", "real_shrinkage",
+            "shrinkage_conclusion", "shrinkage_table"
+        ],
         "summary": ["metadata_only_summary", "reading_summary", "weight_ratio_summary"],
         "weights": [
             "IMAGE_PREFIX", "ClassifierWeights", "WeightBlocks", "block_summary", "feature_groups",

@@ -83,3 +83,19 @@ def test_conclusion_names_the_setups_that_reproduce_the_paper():
     assert "product of how the paper trained" not in mixed and "depends on the set-up" in mixed
     with pytest.raises(ValueError, match="empty"):
         shrinkage_conclusion(_table())
+
+
+def test_committed_real_shrinkage_is_the_papers_statistic() -> None:
+    """results/real/shrinkage.parquet: the four set-ups for each real run, each ratio the
+    image-only over the fused median |image weight|, and a conclusion naming the set-ups."""
+    from fusion_utils.interpret.shrinkage import REAL_RUNS, SETUPS, committed_shrinkage
+
+    table = committed_shrinkage()
+    if table is None:
+        pytest.skip("no committed results/real/shrinkage.parquet")
+    assert set(table["run"]) == set(REAL_RUNS)
+    for _run, block in table.groupby("run"):
+        assert list(block["setup"]) == list(SETUPS)
+        assert block["conclusion"].nunique() == 1
+    np.testing.assert_allclose(table["ratio"],
+                               table["median_abs_image_only"] / table["median_abs_fused"])
