@@ -102,10 +102,14 @@ def _chapters(real: Path | None) -> list[Chapter]:
         Chapter("07_metadata_only", "07_metadata_only_ptbxl", {"dataset": "ptbxl"}),
         Chapter("07_metadata_only", "07_metadata_only_ham10000", {"dataset": "ham10000"}),
         Chapter("08_results", "08_results", {}),
-        # the book grid's four efficientnet_lite0 embeddings: extracting lite1/lite2 on the demo
-        # cohort costs 70-120 s each on 2 cores, beyond the chapter's budget
+        # three of the book grid's efficientnet_lite0 embeddings (BN, FT, FT with augmentation):
+        # extracting lite1/lite2 on the demo cohort costs 70-120 s each on 2 cores, and each
+        # further source widens the concatenation baseline's softmax fit, beyond the budget
         Chapter("09_meta_embeddings", "09_meta_embeddings",
-                {"dataset": "ptbxl", "run_dirs": "runs/book/ptbxl-efficientnet_lite0-*",
+                {"dataset": "ptbxl",
+                 "run_dirs": "runs/book/ptbxl-efficientnet_lite0-bn-noaug,"
+                             "runs/book/ptbxl-efficientnet_lite0-ft-noaug,"
+                             "runs/book/ptbxl-efficientnet_lite0-ft-aug",
                  "extra_backbones": "", "epochs": 60}),
         Chapter("10_autoencoder_features", "10_autoencoder_features", {"dataset": "ptbxl"}),
         Chapter("11_domain_similarity", "11_domain_similarity", {}),

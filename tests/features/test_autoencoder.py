@@ -3,6 +3,8 @@ the verified float16 map cache, and the comparison table."""
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -64,7 +66,7 @@ def test_reconstruction_loss_decreases(cache: FeatureMapCache) -> None:
     losses = [h["loss"] for h in trained.history]
     assert len(losses) == 6
     assert losses[-1] < 0.8 * losses[0]
-    assert all(b < a for a, b in zip(losses[:-1], losses[1:], strict=True))
+    assert all(b < a for a, b in itertools.pairwise(losses))
     codes = ae.encode(trained, cache)
     assert codes.shape == (24, 8) and np.isfinite(codes).all()
     # F(X) is the mean of the pooled code
