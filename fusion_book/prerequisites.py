@@ -67,6 +67,16 @@ NEEDS: dict[str, tuple[str, str]] = {
         "the book grid's results (`runs/book/results.parquet`, written by `make book` or "
         "`python -m fusion_utils.experiments run experiments/book.yaml`)",
         "none beyond the runs folder"),
+    "09_meta_embeddings": (
+        "the book grid's BN/FT run folders (`runs/book`, their `features.npz`), chapter 1's "
+        "manifest and, when committed, `results/real/meta_embedding/`",
+        "the cached features only (with `extra_backbones`, the images or montages those "
+        "backbones read)"),
+    "10_autoencoder_features": (
+        "the book grid's BN and FT run folders of efficientnet_lite0 (`runs/book`), chapter 1's "
+        "manifest and, when committed, `results/real/autoencoder/`",
+        "the images or PTB-XL montages (their feature maps are cached in float16); the offline "
+        "EfficientNet-Lite weights"),
     "11_domain_similarity": (
         "chapter 1's two manifests, the book grid's results (`runs/book`) and, when committed, "
         "`results/real/domain_similarity/` and `results/real/results.parquet`",

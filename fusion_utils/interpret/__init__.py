@@ -24,7 +24,7 @@ __getattr__, __dir__, __all__ = _lazy.attach(
             "run_parameters"
         ],
         "shrinkage": [
-            "REAL_RUNS", "SETUPS", "committed_shrinkage", "real_shrinkage",
+            "REAL_RUNS", "SETUPS", "committed_shrinkage", "main", "real_shrinkage",
             "shrinkage_conclusion", "shrinkage_table"
         ],
         "summary": ["metadata_only_summary", "reading_summary", "weight_ratio_summary"],

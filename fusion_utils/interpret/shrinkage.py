@@ -35,8 +35,8 @@ import pandas as pd
 
 from fusion_utils.interpret.weights import ClassifierWeights, image_mask, weight_scale_table
 
-__all__ = ["REAL_RUNS", "SETUPS", "committed_shrinkage", "real_shrinkage", "shrinkage_conclusion",
-           "shrinkage_table"]
+__all__ = ["REAL_RUNS", "SETUPS", "committed_shrinkage", "main", "real_shrinkage",
+           "shrinkage_conclusion", "shrinkage_table"]
 
 # set-up -> (solver, metadata scaling, words for the conclusion)
 SETUPS: dict[str, tuple[str, str, str]] = {
@@ -246,9 +246,20 @@ def committed_shrinkage(path: str | os.PathLike[str] | None = None) -> pd.DataFr
     return pd.read_parquet(path) if path.is_file() else None
 
 
-if __name__ == "__main__":
-    import sys
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m fusion_utils.interpret.shrinkage real``: compute :func:`real_shrinkage`."""
+    import argparse
 
-    if sys.argv[1:2] != ["real"]:
-        raise SystemExit("usage: python -m fusion_utils.interpret.shrinkage real")
-    print(real_shrinkage())
+    parser = argparse.ArgumentParser(prog="python -m fusion_utils.interpret.shrinkage",
+                                     description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    real = sub.add_parser("real", help="the four set-ups on the real BN runs -> "
+                                       "results/real/shrinkage.parquet")
+    real.add_argument("--runs-dir", default=None, help="default: runs/real")
+    args = parser.parse_args(argv)
+    print(real_shrinkage(args.runs_dir))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -103,7 +103,7 @@ def test_exercise_table_lists_each_chapters_exercises_with_the_build_estimate(bo
                                          tmp_path / "ex.md").read_text()
     rows = [line for line in text.splitlines() if line.startswith("| 0")]
     fusion = [r for r in rows if r.startswith("| 04_fusion |")]
-    assert len(fusion) == 3  # the three exercises; the chapter-3 command to run first is not one
+    assert len(fusion) == 4  # the four exercises; the chapter-3 command to run first is not one
     assert all(r.endswith("| 2 min 5 s |") for r in fusion)
     assert "`fusion-book run 04_fusion out.ipynb -p l2 0.001`" in text
     assert all(r.endswith("| ? |") for r in rows if r.startswith("| 02_scalograms |"))
