@@ -311,6 +311,17 @@ if real is not None:
     display(real_edition.reference_points(real).round(3))
 
 # %% [markdown]
+# The chapters beyond the paper asked the questions a reader asks next, on the same real PTB-XL
+# test split: does a learned combination of the three backbones (chapter 9, DVME) or an
+# auto-encoder trained without labels on the frozen network's feature maps (chapter 10) do better
+# than the grid's classifiers? Their committed tables, with bootstrap 95% CIs (the rows
+# "a - b" are paired differences), beside the grid's best configuration:
+
+# %%
+if real is not None:
+    display(real_edition.beyond_the_paper("ptbxl", real).round(3))
+
+# %% [markdown]
 # ## HAM10000 at 200x150: what the reduced resolution costs
 #
 # The real edition's HAM10000 results use all 10,015 images at 200x150 (`images_200x150/`);

@@ -18,8 +18,8 @@ __getattr__, __dir__, __all__ = _lazy.attach(
             "label_configurations", "normalise_metric"
         ],
         "real_edition": [
-            "COMPARED_METRICS", "HAM_IMAGE_DIR", "OUTSIDE_REFERENCES", "RESOLUTION_RUN",
-            "SPLIT_SCHEME", "TOLERANCE",
+            "BEYOND_THE_PAPER", "COMPARED_METRICS", "HAM_IMAGE_DIR", "OUTSIDE_REFERENCES",
+            "RESOLUTION_RUN", "SPLIT_SCHEME", "TOLERANCE", "beyond_the_paper",
             "build_real_manifests", "check_against_committed", "cohort_sentence", "cohort_summary",
             "collect_real", "committed_resolution", "committed_results", "compute_resolution",
             "data_checksums", "feature_run_facts", "headline", "headline_table",

@@ -31,12 +31,14 @@ import pandas as pd
 from fusion_utils.paths import project_root, shared_data_dir
 
 __all__ = [
+    "BEYOND_THE_PAPER",
     "COMPARED_METRICS",
     "HAM_IMAGE_DIR",
     "OUTSIDE_REFERENCES",
     "RESOLUTION_RUN",
     "SPLIT_SCHEME",
     "TOLERANCE",
+    "beyond_the_paper",
     "build_real_manifests",
     "check_against_committed",
     "cohort_sentence",
@@ -238,6 +240,56 @@ def reference_points(results: pd.DataFrame) -> pd.DataFrame:
                        this_grid_configurations=len(delta))
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+BEYOND_THE_PAPER: dict[str, str] = {"meta_embedding": "09 meta-embeddings",
+                                    "autoencoder": "10 auto-encoder features"}
+"""Committed tables of the later chapters (``results/real/<name>/<dataset>.parquet``)."""
+
+
+def beyond_the_paper(dataset: str, results: pd.DataFrame | None = None,
+                     out_dir: str | os.PathLike[str] | None = None) -> pd.DataFrame:
+    """Macro AUROC and balanced accuracy of the later chapters' models on one real dataset,
+    with their bootstrap CIs, beside the grid's best configuration (by image-only macro AUROC).
+
+    Reads the committed tables of :data:`BEYOND_THE_PAPER` (their ``metric`` ``auroc`` and
+    ``sensitivity`` rows: macro means with ``ci_low``/``ci_high``); a chapter without a table
+    for ``dataset`` is left out. Returns ``chapter``, ``model``, ``metadata``, ``auroc_macro``,
+    ``auroc_ci``, ``balanced_accuracy``, ``balanced_accuracy_ci``.
+    """
+    base = Path(out_dir) if out_dir else results_dir()
+    rows: list[dict[str, Any]] = []
+    if results is not None and len(results):
+        h = headline(results)
+        h = h[h["dataset"] == dataset]
+        if len(h):
+            image = h[h["model"] == "image"].sort_values("auroc_macro", ascending=False)
+            best = image.iloc[0]["config_id"]
+            for _, r in h[h["config_id"] == best].iterrows():
+                rows.append({"chapter": "08 the grid's best configuration", "model": best,
+                             "metadata": "yes" if r["model"] == "fused" else "no",
+                             "auroc_macro": r["auroc_macro"], "auroc_ci": "",
+                             "balanced_accuracy": r["balanced_accuracy"],
+                             "balanced_accuracy_ci": ""})
+    for name, chapter in BEYOND_THE_PAPER.items():
+        path = base / name / f"{dataset}.parquet"
+        if not path.is_file():
+            continue
+        t = pd.read_parquet(path)
+        for (model, meta), block in t.groupby(["model", "metadata"], sort=False):
+            by = block.set_index("metric")
+            if not {"auroc", "sensitivity"} <= set(by.index):
+                continue
+
+            def ci(metric: str, frame: pd.DataFrame = by) -> str:
+                return f"[{frame.loc[metric, 'ci_low']:.3f}, {frame.loc[metric, 'ci_high']:.3f}]"
+
+            rows.append({"chapter": chapter, "model": model, "metadata": meta,
+                         "auroc_macro": by.loc["auroc", "estimate"], "auroc_ci": ci("auroc"),
+                         "balanced_accuracy": by.loc["sensitivity", "estimate"],
+                         "balanced_accuracy_ci": ci("sensitivity")})
+    return pd.DataFrame(rows, columns=["chapter", "model", "metadata", "auroc_macro", "auroc_ci",
+                                       "balanced_accuracy", "balanced_accuracy_ci"])
 
 
 def check_against_committed(recomputed: pd.DataFrame, committed: pd.DataFrame, *,

@@ -185,3 +185,26 @@ def test_reference_points_set_the_grid_beside_the_isic_2019_winners() -> None:
     assert isic["this_grid_gain_max"] == pytest.approx(0.05)
     assert isic["this_grid_configurations"] == 2
     assert pd.isna(table.iloc[1]["reference_image"])  # EMBC 2021: a statement, no figure
+
+
+def test_beyond_the_paper_reads_the_later_chapters_tables_beside_the_best_configuration(
+        tmp_path) -> None:
+    rows = []
+    for model, meta, auc, sens in (("dvme", "none", 0.72, 0.33), ("single", "none", 0.53, 0.21)):
+        for metric, value in (("auroc", auc), ("sensitivity", sens), ("accuracy", 0.7)):
+            rows.append({"metric": metric, "model": model, "family": model, "metadata": meta,
+                         "estimate": value, "ci_low": value - 0.05, "ci_high": value + 0.05,
+                         "n_bootstrap": 10})
+    (tmp_path / "meta_embedding").mkdir()
+    pd.DataFrame(rows).to_parquet(tmp_path / "meta_embedding" / "ptbxl.parquet")
+    grid = _table(0.6, 0.3).assign(dataset="ptbxl", config_id="ptbxl-a")
+    grid = pd.concat([grid, _table(0.7, 0.2).assign(dataset="ptbxl", config_id="ptbxl-b")])
+    table = re_.beyond_the_paper("ptbxl", grid, out_dir=tmp_path)
+    best = table[table["chapter"].str.startswith("08")]
+    assert set(best["model"]) == {"ptbxl-b"}  # highest image-only macro AUROC
+    dvme = table[table["model"] == "dvme"].iloc[0]
+    assert dvme["chapter"] == "09 meta-embeddings"
+    assert (dvme["auroc_macro"], dvme["balanced_accuracy"]) == (0.72, 0.33)
+    assert dvme["auroc_ci"] == "[0.670, 0.770]"
+    assert len(table) == 4  # no autoencoder table: left out
+    assert re_.beyond_the_paper("ham10000", None, out_dir=tmp_path).empty
