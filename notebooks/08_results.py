@@ -269,21 +269,10 @@ else:
 # table). The verdicts below are the same checks as above, on the real data.
 
 # %%
-real_path = None
-if real_results_path.lower() != "none":
-    real_path = Path(real_results_path) if real_results_path else (
-        real_edition.results_dir() / "results.parquet")
-same_table = bool(str(results_path)) and real_path is not None and (
-    Path(results_path).resolve() == real_path.resolve())
-if real_path is None or not real_path.is_file():
-    print("No committed real-grid results (results/real/results.parquet): run "
-          "experiments/real.yaml and `python -m fusion_utils.experiments.real_edition collect`.")
-    real = None
-elif same_table:
-    print("The real grid's table is this chapter's main table (see above).")
-    real = None
+real, real_path, real_note = real_edition.real_grid_table(real_results_path, results_path)
+if real is None:
+    print(real_note)
 else:
-    real = pd.read_parquet(real_path)
     real_prov = real_edition.read_provenance(real_path)
     if real_prov:
         display(Markdown(real_edition.provenance_markdown(real_prov)))

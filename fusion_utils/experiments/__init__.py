@@ -23,7 +23,8 @@ __getattr__, __dir__, __all__ = _lazy.attach(
             "build_real_manifests", "check_against_committed", "cohort_sentence", "cohort_summary",
             "collect_real", "committed_resolution", "committed_results", "compute_resolution",
             "data_checksums", "feature_run_facts", "headline", "headline_table",
-            "machine_description", "provenance_markdown", "read_provenance", "real_manifest_path",
+            "machine_description", "provenance_markdown", "read_provenance", "real_grid_table",
+            "real_manifest_path",
             "reference_points", "write_provenance"
         ],
         "results": [

@@ -54,6 +54,7 @@ __all__ = [
     "machine_description",
     "provenance_markdown",
     "read_provenance",
+    "real_grid_table",
     "real_manifest_path",
     "reference_points",
     "write_provenance",
@@ -446,42 +447,40 @@ def feature_run_facts(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
 
     ``extraction_images_per_second`` is notebook 03's figure; ``finetune_images_per_second``
     counts the training images seen (epochs x training split) over the fine-tuning seconds
-    (validation passes included in the time).
+    (validation passes included in the time). Read through :class:`RunFolder`.
     """
-    run = Path(run_dir)
+    from fusion_utils.run_folder import RunFolder
+
+    run = RunFolder(run_dir)
     facts: dict[str, Any] = {}
-    timing_file = run / "feature_timings.json"
-    if timing_file.is_file():
-        t = json.loads(timing_file.read_text())
+    if run.has("feature_timings.json"):
+        t = run.read_feature_timings()
         facts.update(feature_device=t.get("device"), extraction_seconds=t.get("extraction_s"),
                      extraction_images_per_second=t.get("images_per_second"),
                      finetune_seconds=t.get("fine_tuning_s"))
-    run_json = run / "run.json"
-    if run_json.is_file():
-        feats = (json.loads(run_json.read_text()).get("stages", {}).get("features", {})
-                 .get("parameters", {}))
+    if run.has("run.json"):
+        info = run.read_run_json()
+        feats = info["stages"].get("features", {}).get("parameters", {})
         facts["weights_tag"] = feats.get("weights_tag")
         ft_s = facts.get("finetune_seconds") or 0.0
-        if feats.get("mode") == "ft" and ft_s > 0 and (run / "predictions.parquet").is_file():
-            split = pd.read_parquet(run / "predictions.parquet", columns=["split"])["split"]
-            n_train = _n_train(run, split)
+        if feats.get("mode") == "ft" and ft_s > 0:
+            n_train = _n_train(run, feats.get("manifest_path"), info.get("dataset", ""))
             if n_train:
                 facts["finetune_images_per_second"] = feats.get("epochs", 0) * n_train / ft_s
     return facts
 
 
-def _n_train(run: Path, split: pd.Series) -> int:
+def _n_train(run: Any, recorded: str | None, dataset: str) -> int:
     """Training images of a run: its manifest's (the one it recorded, else the real one for its
     dataset; a run made elsewhere records a path of that machine), else the scored rows'."""
     from fusion_utils.data.manifest import load_manifest
 
-    info = json.loads((run / "run.json").read_text())
-    recorded = info["stages"]["features"]["parameters"].get("manifest_path")
-    dataset = info.get("dataset", "")
     for path in (recorded, real_manifest_path(dataset) if dataset else None):
         if path and Path(path).is_file():
             return int((load_manifest(path)["split"] == "train").sum())
-    return int((split == "train").sum())
+    if run.has("predictions.parquet"):
+        return int((run.read_table("predictions.parquet", ["split"])["split"] == "train").sum())
+    return 0
 
 
 def cohort_summary(manifests: dict[str, str | os.PathLike[str]] | None = None
@@ -607,6 +606,28 @@ def compute_resolution(data_dir: str | os.PathLike[str] | None = None, *,
     with atomic_path(out / "resolution.json", suffix=".json") as tmp:
         Path(tmp).write_text(json.dumps(record, indent=2, default=str) + "\n")
     return out / "resolution.json"
+
+
+def real_grid_table(real_results_path: str | os.PathLike[str] = "",
+                    main_results_path: str | os.PathLike[str] = "",
+                    ) -> tuple[pd.DataFrame | None, Path | None, str]:
+    """The committed real grid for chapter 08's own section, unless it is the chapter's main table.
+
+    ``real_results_path``: empty for ``results/real/results.parquet``, ``"none"`` to skip.
+    Returns ``(table, path, note)``: the table and its path, or ``None`` and a sentence saying why
+    there is none (skipped or not committed, or already the main table ``main_results_path``).
+    """
+    missing = ("No committed real-grid results (results/real/results.parquet): run "
+               "experiments/real.yaml and `python -m fusion_utils.experiments.real_edition "
+               "collect`.")
+    if str(real_results_path).lower() == "none":
+        return None, None, missing
+    path = Path(real_results_path) if str(real_results_path) else results_dir() / "results.parquet"
+    if not path.is_file():
+        return None, path, missing
+    if str(main_results_path) and Path(main_results_path).resolve() == path.resolve():
+        return None, path, "The real grid's table is this chapter's main table (see above)."
+    return pd.read_parquet(path), path, ""
 
 
 def committed_resolution(path: str | os.PathLike[str] | None = None) -> dict[str, Any] | None:

@@ -208,3 +208,15 @@ def test_beyond_the_paper_reads_the_later_chapters_tables_beside_the_best_config
     assert dvme["auroc_ci"] == "[0.670, 0.770]"
     assert len(table) == 4  # no autoencoder table: left out
     assert re_.beyond_the_paper("ham10000", None, out_dir=tmp_path).empty
+
+
+def test_real_grid_table_skips_a_missing_or_repeated_table(tmp_path) -> None:
+    table = _table(0.8, 0.4)
+    table.to_parquet(tmp_path / "real.parquet")
+    got, path, note = re_.real_grid_table(tmp_path / "real.parquet", tmp_path / "book.parquet")
+    assert path == tmp_path / "real.parquet" and note == "" and len(got) == len(table)
+    assert re_.real_grid_table(tmp_path / "real.parquet", tmp_path / "real.parquet")[2] == (
+        "The real grid's table is this chapter's main table (see above).")
+    for skipped in ("none", tmp_path / "absent.parquet"):
+        got, _, note = re_.real_grid_table(skipped)
+        assert got is None and note.startswith("No committed real-grid results")
