@@ -47,6 +47,9 @@ from fusion_utils.paths import executed_dir, project_root, shared_data_dir
 
 __all__ = ["CHAPTERS", "Chapter", "build_book", "main", "real_data_dir"]
 
+#: Peak resident memory the build should stay under (the build's process tree, GiB).
+MEMORY_BUDGET_GIB = 8
+
 #: Demo cohort size used by the book (records per dataset).
 DEMO_SIZE = {"n_ptbxl": 400, "n_ham": 400, "seed": 0}
 
@@ -269,7 +272,12 @@ def build_book(*, skip_execute: bool = False, check: bool = False) -> Path:
 
         check_book(build / "html")
     _log(f"book ready: {index}")
-    print(f"\nTime per stage ({edition_name(real)} edition):\n{timer.table()}", flush=True)
+    print(f"\nTime and peak memory per stage ({edition_name(real)} edition):\n{timer.table()}",
+          flush=True)
+    peak = timer.peak_bytes / 2**30
+    print(f"peak memory of the build (process tree, sampled): {peak:.2f} GiB "
+          f"({'within' if peak < MEMORY_BUDGET_GIB else 'OVER'} the {MEMORY_BUDGET_GIB} GiB "
+          "budget)", flush=True)
     return index
 
 

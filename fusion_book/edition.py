@@ -37,7 +37,9 @@ __all__ = [
     "StageTimer",
     "banner",
     "edition_name",
+    "meta_embedding_sources",
     "real_chapter_parameters",
+    "tree_rss",
     "write_edition_config",
 ]
 
@@ -72,10 +74,41 @@ def banner(real: Path | None) -> str:
             "are committed under results/real with their provenance.")
 
 
-def real_chapter_parameters(real: Path) -> dict[str, dict[str, Any]]:
+#: Backbones whose BN features chapter 09 combines in the real edition.
+REAL_META_EMBEDDING_BACKBONES = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")
+
+
+def meta_embedding_sources(runs_root: Path) -> dict[str, str]:
+    """Chapter 09's ``run_dirs`` and ``extra_backbones`` in the real edition (PTB-XL).
+
+    efficientnet_lite0 is the build's own re-computed BN run (``runs/real_book``); each other
+    backbone comes from the real grid's run folder ``runs/real/ptbxl-<backbone>-bn-noaug`` when
+    it holds ``features.npz``, and is otherwise extracted by the chapter. A fresh checkout
+    therefore builds without the (local, uncommitted) real grid runs.
+
+    Parameters
+    ----------
+    runs_root : Path
+        The project's ``runs/`` folder.
+    """
+    lite0 = runs_root / REAL_CHECK_RUNS / REAL_CHAPTER_CONFIG["ptbxl"]
+    run_dirs, extra = [str(lite0)], []
+    for backbone in REAL_META_EMBEDDING_BACKBONES[1:]:
+        grid_run = runs_root / "real" / f"ptbxl-{backbone}-bn-noaug"
+        if (grid_run / "features.npz").is_file():
+            run_dirs.append(str(grid_run))
+        else:
+            extra.append(backbone)
+    return {"run_dirs": ",".join(run_dirs), "extra_backbones": ",".join(extra)}
+
+
+def real_chapter_parameters(real: Path,
+                            runs_root: Path | None = None) -> dict[str, dict[str, Any]]:
     """papermill parameters of each chapter output of the real edition (by output stem).
 
     Chapters 03-05 are not listed: they are the run notebooks of :data:`REAL_CHAPTER_CONFIG`.
+    ``runs_root`` is the folder of run folders (default ``<project>/runs``); chapters 09 and 10
+    use the real grid's runs in it where present (:func:`meta_embedding_sources`).
     """
     from fusion_utils.experiments.real_edition import (
         HAM_IMAGE_DIR,
@@ -87,7 +120,8 @@ def real_chapter_parameters(real: Path) -> dict[str, dict[str, Any]]:
 
     ptbxl, ham = str(real / "ptbxl"), str(real / "ham10000")
     man_p, man_h = str(real_manifest_path("ptbxl")), str(real_manifest_path("ham10000"))
-    runs = project_root() / "runs" / REAL_CHECK_RUNS
+    runs_root = Path(runs_root) if runs_root is not None else project_root() / "runs"
+    runs = runs_root / REAL_CHECK_RUNS
     return {
         "01_data_preparation_ptbxl": {"dataset": "ptbxl", "data_dir": ptbxl,
                                       "split_scheme": SPLIT_SCHEME, "manifest_path": man_p},
@@ -102,16 +136,17 @@ def real_chapter_parameters(real: Path) -> dict[str, dict[str, Any]]:
         "08_results": {"results_path": str(results_dir() / "results.parquet"),
                        "paper_runs_dir": "none", "resolution_data_dir": ham,
                        "resolution_run_dir": str(runs / REAL_CHAPTER_CONFIG["ham10000"])},
-        # the real grid's BN features of every backbone (runs/real, local), nothing extracted
-        "09_meta_embeddings": {"dataset": "ptbxl", "manifest_path": man_p, "extra_backbones": "",
-                               "run_dirs": str(project_root() / "runs" / "real"
-                                               / "ptbxl-efficientnet_lite*-bn-noaug"),
-                               "n_bootstrap": 1000},
-        # live on 200 real PTB-XL records (the real BN run); the committed 1,533-record table too
+        # lite0 from the build's re-computed run; lite1/lite2 from the real grid's runs when
+        # runs/real holds them (a local `fusion-grid run experiments/real.yaml`), else extracted
+        # by the chapter (cached)
+        "09_meta_embeddings": {"dataset": "ptbxl", "manifest_path": man_p,
+                               **meta_embedding_sources(runs_root), "n_bootstrap": 1000},
+        # live on 200 real PTB-XL records of the build's BN run, with the real grid's FT run
+        # when runs/real holds it (else BN vs AE); the committed 1,533-record table too
         "10_autoencoder_features": {
             "dataset": "ptbxl", "manifest_path": man_p,
-            "bn_run": str(project_root() / "runs" / "real" / "ptbxl-efficientnet_lite0-bn-noaug"),
-            "ft_run": str(project_root() / "runs" / "real" / "ptbxl-efficientnet_lite0-ft-noaug")},
+            "bn_run": str(runs / REAL_CHAPTER_CONFIG["ptbxl"]),
+            "ft_run": str(runs_root / "real" / "ptbxl-efficientnet_lite0-ft-noaug")},
         # live on a seeded subset of the real data; the committed 256-image table is shown too
         "11_domain_similarity": {"ham_manifest": man_h, "ptbxl_manifest": man_p,
                                  "results_path": str(results_dir() / "results.parquet")},
@@ -143,28 +178,77 @@ def write_edition_config(root: str | os.PathLike[str], dest: str | os.PathLike[s
     return atomic_write_text(dest, yaml.safe_dump(config, sort_keys=False))
 
 
+def tree_rss(pid: int | None = None) -> int:
+    """Resident memory (bytes) of process ``pid`` (default: this one) and all its descendants.
+
+    Uses :mod:`psutil`; processes that end while being read are skipped.
+    """
+    import psutil
+
+    root = psutil.Process(pid)
+    total = 0
+    for proc in [root, *root.children(recursive=True)]:
+        try:
+            total += proc.memory_info().rss
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            continue
+    return total
+
+
 @dataclass
 class StageTimer:
-    """Wall-clock seconds per build stage, printed as a table at the end of the build."""
+    """Wall-clock seconds and peak memory per build stage, printed as a table after the build.
+
+    While a stage runs, a background thread samples :func:`tree_rss` (the build process with
+    its notebook kernels and grid workers, summed) every ``interval`` seconds; the stage's peak
+    is the largest sample. A child that lives shorter than one interval can be missed, so the
+    figure is a lower bound on the true peak (within one interval's allocations).
+    """
 
     stages: list[tuple[str, float]] = field(default_factory=list)
+    peaks: list[int] = field(default_factory=list)
+    interval: float = 0.5
 
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
         """Time the ``with`` block as stage ``name`` (recorded even when it raises)."""
+        import threading
+
+        peak = [tree_rss()]
+        done = threading.Event()
+
+        def sample() -> None:
+            while not done.wait(self.interval):
+                peak[0] = max(peak[0], tree_rss())
+
+        sampler = threading.Thread(target=sample, name=f"rss-{name}", daemon=True)
+        sampler.start()
         t0 = time.perf_counter()
         try:
             yield
         finally:
-            self.stages.append((name, time.perf_counter() - t0))
+            seconds = time.perf_counter() - t0
+            done.set()
+            sampler.join()
+            self.stages.append((name, seconds))
+            self.peaks.append(max(peak[0], tree_rss()))
+
+    @property
+    def peak_bytes(self) -> int:
+        """Largest resident memory of the build's process tree over all stages (bytes)."""
+        return max(self.peaks, default=0)
 
     def table(self) -> str:
-        """Plain-text table: stage, seconds, minutes, share of the total, and the total."""
+        """Plain-text table: stage, seconds, minutes, share of the total, peak memory (GiB)."""
         total = sum(s for _, s in self.stages)
         width = max([len("stage"), len("total"), *(len(n) for n, _ in self.stages)])
-        lines = [f"{'stage':<{width}}  {'seconds':>8}  {'minutes':>7}  {'share':>6}"]
-        for name, sec in self.stages:
+        lines = [f"{'stage':<{width}}  {'seconds':>8}  {'minutes':>7}  {'share':>6}  "
+                 f"{'peak GiB':>8}"]
+        peaks = self.peaks if len(self.peaks) == len(self.stages) else [0] * len(self.stages)
+        for (name, sec), peak in zip(self.stages, peaks, strict=True):
             share = sec / total if total else 0.0
-            lines.append(f"{name:<{width}}  {sec:8.1f}  {sec / 60:7.2f}  {share:6.1%}")
-        lines.append(f"{'total':<{width}}  {total:8.1f}  {total / 60:7.2f}  {1:6.1%}")
+            lines.append(f"{name:<{width}}  {sec:8.1f}  {sec / 60:7.2f}  {share:6.1%}  "
+                         f"{peak / 2**30:8.2f}")
+        lines.append(f"{'total':<{width}}  {total:8.1f}  {total / 60:7.2f}  {1:6.1%}  "
+                     f"{max(peaks, default=0) / 2**30:8.2f}")
         return "\n".join(lines)

@@ -81,5 +81,61 @@ def test_stage_timer_table_sums_the_stages(monkeypatch) -> None:
         raise RuntimeError
     assert timer.stages == [("a", 30.0), ("b", 90.0)]
     lines = timer.table().splitlines()
-    assert lines[1].split() == ["a", "30.0", "0.50", "25.0%"]
-    assert lines[-1].split() == ["total", "120.0", "2.00", "100.0%"]
+    assert lines[0].split() == ["stage", "seconds", "minutes", "share", "peak", "GiB"]
+    assert lines[1].split()[:4] == ["a", "30.0", "0.50", "25.0%"]
+    assert lines[-1].split()[:4] == ["total", "120.0", "2.00", "100.0%"]
+    assert float(lines[-1].split()[4]) == pytest.approx(timer.peak_bytes / 2**30, abs=0.01)
+
+
+def test_stage_timer_records_the_peak_memory_of_the_stage() -> None:
+    import time
+
+    import numpy as np
+
+    timer = edition.StageTimer(interval=0.05)
+    with timer.stage("small"):
+        time.sleep(0.2)
+    with timer.stage("big"):
+        block = np.ones(400 * 2**20 // 8)  # 400 MiB, touched
+        time.sleep(0.3)
+        del block
+    small, big = timer.peaks
+    assert big - small > 350 * 2**20
+    assert timer.peak_bytes == big
+
+
+def test_tree_rss_counts_the_child_processes() -> None:
+    import subprocess
+    import sys
+    import time
+
+    before = edition.tree_rss()
+    code = ("import numpy as np, time; a = np.ones(300 * 2**20 // 8); print(1, flush=True); "
+            "time.sleep(30)")
+    child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline().strip() == "1"
+        time.sleep(0.1)
+        assert edition.tree_rss() - before > 280 * 2**20
+    finally:
+        child.kill()
+        child.wait()
+
+
+def test_real_chapters_09_and_10_need_no_local_real_grid_runs(tmp_path) -> None:
+    """A fresh checkout (no runs/real) builds: lite0 from the build's run, the rest extracted."""
+    params = edition.real_chapter_parameters(Path("/data/real"), runs_root=tmp_path)
+    lite0 = str(tmp_path / "real_book" / "ptbxl-efficientnet_lite0-bn-noaug")
+    assert params["09_meta_embeddings"]["run_dirs"] == lite0
+    assert params["09_meta_embeddings"]["extra_backbones"] == (
+        "efficientnet_lite1,efficientnet_lite2")
+    assert params["10_autoencoder_features"]["bn_run"] == lite0
+    assert params["10_autoencoder_features"]["ft_run"] == str(
+        tmp_path / "real" / "ptbxl-efficientnet_lite0-ft-noaug")
+    # the real grid's lite1 run (with features) is used as it is; lite2 still extracted
+    grid_run = tmp_path / "real" / "ptbxl-efficientnet_lite1-bn-noaug"
+    grid_run.mkdir(parents=True)
+    (tmp_path / "real" / "ptbxl-efficientnet_lite2-bn-noaug").mkdir()  # no features.npz
+    (grid_run / "features.npz").write_bytes(b"")
+    sources = edition.meta_embedding_sources(tmp_path)
+    assert sources == {"run_dirs": f"{lite0},{grid_run}", "extra_backbones": "efficientnet_lite2"}
