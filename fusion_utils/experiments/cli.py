@@ -4,7 +4,7 @@
 
     python -m fusion_utils.experiments run experiments/book.yaml [--runs-dir runs/book]
         [--scheduler tcp://host:8786] [--workers N] [--threads-per-worker N]
-        [--only 'ptbxl-*'] [--force] [--dry-run]
+        [--only 'ptbxl-*'] [--force] [--from-stage 04_fusion] [--dry-run]
     python -m fusion_utils.experiments status runs/book          # or the grid file
     python -m fusion_utils.experiments collect runs/book [-o results.parquet]
 
@@ -42,6 +42,10 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--threads-per-worker", type=int, help="compute threads per configuration")
     run.add_argument("--only", help="glob pattern(s) on configuration ids, comma-separated")
     run.add_argument("--force", action="store_true", help="re-run completed configurations")
+    run.add_argument("--from-stage", metavar="NOTEBOOK",
+                     help="re-run the selected configurations (done ones too) from this notebook "
+                          "stem on, keeping the earlier stages' outputs (e.g. 04_fusion: refit "
+                          "the classifiers without extracting the features again)")
     run.add_argument("--dry-run", action="store_true", help="print the plan, run nothing")
     status = sub.add_parser("status", help="state of each configuration")
     status.add_argument("source", help="runs folder or grid file")
@@ -57,7 +61,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "run":
         summary = run_grid(args.grid, runs_dir=args.runs_dir, scheduler=args.scheduler,
                            workers=args.workers, threads_per_worker=args.threads_per_worker,
-                           only=args.only, force=args.force, dry_run=args.dry_run)
+                           only=args.only, force=args.force, from_stage=args.from_stage,
+                           dry_run=args.dry_run)
         counts = summary["state"].value_counts().to_dict()
         print("[grid] " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
         for row in summary.itertuples():

@@ -155,14 +155,17 @@ def _finished_stages(previous: Mapping[str, Any], run_dir: Path,
     ``after_failure``, the queue marker :func:`run_grid` writes), a time for the stage in
     ``stages``, and the executed notebook ``<stem>.ipynb`` is in the run folder; ``--force``
     runs every stage again. Only a leading run of finished stages is kept
-    (a later stage reads what the earlier ones wrote). Returns ``{stem: {"seconds", "host",
+    (a later stage reads what the earlier ones wrote). With ``task["from_stage"]`` (``run_grid``'s
+    ``from_stage``) a completed configuration counts too, and the stages before that notebook
+    are kept (those that are finished and leading, as above). Returns ``{stem: {"seconds", "host",
     "finished"}}``; empty for a fresh, completed or changed configuration.
     """
     if previous.get("config_hash") != task["config_hash"]:
         return {}
     if previous.get("state") == "pending" and previous.get("after_failure"):
         previous = {**previous, **previous["after_failure"], "state": "failed"}
-    if previous.get("state") != "failed":
+    from_stage = task.get("from_stage")
+    if previous.get("state") != "failed" and not (from_stage and previous.get("state") == "done"):
         return {}
     done = dict(previous.get("resumed") or {})
     for stem, seconds in dict(previous.get("stages") or {}).items():
@@ -171,7 +174,7 @@ def _finished_stages(previous: Mapping[str, Any], run_dir: Path,
     kept: dict[str, dict[str, Any]] = {}
     for nb, _params in task["stages"]:
         stem = Path(nb).stem
-        if stem not in done or not (run_dir / f"{stem}.ipynb").is_file():
+        if stem == from_stage or stem not in done or not (run_dir / f"{stem}.ipynb").is_file():
             break
         kept[stem] = done[stem]
     return kept
@@ -255,6 +258,7 @@ def run_grid(
     threads_per_worker: int | None = None,
     only: str | Sequence[str] | None = None,
     force: bool = False,
+    from_stage: str | None = None,
     dry_run: bool = False,
     poll: float = 2.0,
     echo: Callable[[str], None] | None = print,
@@ -277,6 +281,11 @@ def run_grid(
         Glob pattern(s) on configuration ids; comma-separated in a string.
     force : bool
         Re-run configurations that are already done.
+    from_stage : str, optional
+        Notebook stem (``04_fusion``, say) to re-run the selected configurations from, done ones
+        included, keeping the earlier stages' executed notebooks and outputs where they finished
+        (e.g. refit the classifiers after a change to them without extracting the features
+        again). A configuration whose earlier stages did not finish runs from its start.
     dry_run : bool
         Print the plan (ids, state, each notebook's parameters) and run nothing.
     poll : float
@@ -294,6 +303,12 @@ def run_grid(
     g = grid if isinstance(grid, Grid) else load_grid(grid)
     root = Path(runs_dir).expanduser().resolve() if runs_dir else default_runs_root(g.name)
     selected = g.select(only)
+    if from_stage is not None:
+        stems = [Path(nb).stem for nb in g.notebooks]
+        if from_stage not in stems:
+            raise ValueError(f"from_stage={from_stage!r} is not a notebook of grid {g.name!r}: "
+                             f"choose one of {', '.join(stems)}")
+        force = False
     cores = os.cpu_count() or 1
     auto_workers, auto_threads = choose_layout(cores)
 
@@ -302,10 +317,12 @@ def run_grid(
     for cfg in selected:
         run_dir = root / cfg.config_id
         task = _task(g, cfg, run_dir, None)
+        if from_stage is not None:
+            task["from_stage"] = from_stage
         status = read_status(run_dir)
         complete = (status.get("state") == "done"
                     and status.get("config_hash") == task["config_hash"])
-        if complete and not force:
+        if complete and not force and from_stage is None:
             rows.append({"config_id": cfg.config_id, "state": "skipped",
                          "seconds": status.get("seconds"), "error": None, "run_dir": str(run_dir)})
         else:

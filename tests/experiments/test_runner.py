@@ -181,3 +181,50 @@ def test_the_queue_marker_keeps_a_failure_to_resume_from(tmp_path: Path) -> None
     assert _finished_stages({**failed, "state": "done"}, tmp_path, task) == {}
     (tmp_path / "s1.ipynb").unlink()  # only a leading run of finished stages counts
     assert _finished_stages(failed, tmp_path, task) == {}
+
+
+def test_from_stage_reruns_done_configurations_from_that_notebook(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``--from-stage``: a completed configuration re-runs its later notebooks and keeps the
+    earlier ones' outputs (refit the classifiers without extracting the features again)."""
+    path = write_spec(tmp_path, dummy_spec(ptbxl={}))
+    runs = tmp_path / "runs"
+    assert run_grid(path, runs_dir=runs, workers=1, threads_per_worker=1,
+                    poll=0.5)["state"].tolist() == ["done"]
+    run_dir = runs / "ptbxl-ft-aug"
+    info = json.loads((run_dir / "features.json").read_text())
+    (run_dir / "features.json").write_text(json.dumps({**info, "marker": "stage 1 kept"}))
+    (run_dir / "metrics.parquet").unlink()
+    first = read_status(run_dir)
+
+    with pytest.raises(ValueError, match="from_stage='04_fusion' is not a notebook of grid "
+                                         "'dummy': choose one of dummy_features, dummy_eval"):
+        run_grid(path, runs_dir=runs, from_stage="04_fusion")
+    code = main(["run", str(path), "--runs-dir", str(runs), "--workers", "1",
+                 "--threads-per-worker", "1", "--from-stage", "dummy_evaluation"])
+    assert code == 0 and "0 already done, 1 to run" in capsys.readouterr().out
+    status = read_status(run_dir)
+    assert status["state"] == "done" and status["finished"] != first["finished"]
+    assert status["resumed"]["dummy_features"]["seconds"] == first["stages"]["dummy_features"]
+    assert json.loads((run_dir / "features.json").read_text())["marker"] == "stage 1 kept"
+    assert (run_dir / "metrics.parquet").is_file()  # stage 2 ran again
+
+    # from the first notebook: everything runs again
+    run_grid(path, runs_dir=runs, workers=1, threads_per_worker=1, poll=0.5,
+             from_stage="dummy_features")
+    assert "marker" not in json.loads((run_dir / "features.json").read_text())
+    assert "resumed" not in read_status(run_dir)
+
+
+def test_finished_stages_of_a_done_configuration_only_with_from_stage(tmp_path: Path) -> None:
+    task = {"config_hash": "h", "stages": [["a/s1.py", {}], ["a/s2.py", {}], ["a/s3.py", {}]]}
+    for stem in ("s1", "s2", "s3"):
+        (tmp_path / f"{stem}.ipynb").write_text("{}")
+    done = {"config_hash": "h", "state": "done", "stages": {"s1": 3.0, "s2": 4.0, "s3": 1.0},
+            "host": "gpu", "finished": "t"}
+    assert _finished_stages(done, tmp_path, task) == {}
+    assert list(_finished_stages(done, tmp_path, {**task, "from_stage": "s3"})) == ["s1", "s2"]
+    assert list(_finished_stages(done, tmp_path, {**task, "from_stage": "s2"})) == ["s1"]
+    assert _finished_stages(done, tmp_path, {**task, "from_stage": "s1"}) == {}
+    assert _finished_stages({**done, "config_hash": "x"}, tmp_path,
+                            {**task, "from_stage": "s3"}) == {}
