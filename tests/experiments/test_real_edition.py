@@ -42,6 +42,8 @@ def test_disagreement_beyond_tolerance_names_the_row() -> None:
     with pytest.raises(ValueError, match="fused balanced_accuracy: committed 0.5700, re-computed "
                                          "0.5500"):
         re_.check_against_committed(_table(0.85, 0.50), _table(0.85, 0.52))
+    with pytest.raises(ValueError, match="--from-stage 04_fusion refits the classifiers"):
+        re_.check_against_committed(_table(0.85, 0.50), _table(0.85, 0.52))
 
 
 def test_tolerance_is_the_stated_one() -> None:
