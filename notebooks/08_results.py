@@ -280,6 +280,25 @@ else:
           f"{real['config_id'].nunique()} configuration(s) of the real grid:")
     display(real_edition.headline_table(real).round(3))
 
+# %% [markdown]
+# The gain from metadata with its uncertainty: for each configuration of the real grid, the
+# fused minus the image-only score on the test split with its 95% CI from the paired bootstrap
+# of the evaluation chapter (both classifiers scored on the same resamples of the test
+# records, stratified by class; `results/real/bootstrap_ci.parquet`, collected from each run's
+# notebook 05). `ci_excludes_0` marks the configurations whose interval lies wholly above or
+# below zero.
+
+# %%
+real_intervals = real_edition.committed_intervals() if real is not None else None
+if real_intervals is None:
+    print("no committed CIs (results/real/bootstrap_ci.parquet); `python -m "
+          "fusion_utils.experiments.real_edition collect` writes them")
+else:
+    real_gains = real_edition.gains_with_intervals(real_intervals)
+    display(Markdown("**Real data:** " + real_edition.gains_sentence(real_gains)))
+    display(real_gains.drop(columns=["config_id"]).set_index(
+        ["dataset", "metric", "backbone", "mode", "augment"]).round(3))
+
 # %%
 if real is not None:
     real_findings = grid_findings.evaluate_findings(real, tol=tol)

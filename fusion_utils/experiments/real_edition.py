@@ -43,12 +43,16 @@ __all__ = [
     "check_against_committed",
     "cohort_sentence",
     "cohort_summary",
+    "collect_intervals",
     "collect_real",
+    "committed_intervals",
     "committed_resolution",
     "committed_results",
     "compute_resolution",
     "data_checksums",
     "feature_run_facts",
+    "gains_sentence",
+    "gains_with_intervals",
     "headline",
     "headline_table",
     "machine_description",
@@ -421,6 +425,9 @@ def collect_real(runs_dir: str | os.PathLike[str] | None = None, *, command: str
                  out_dir: str | os.PathLike[str] | None = None, notes: str = "") -> Path:
     """Collect the real grid's completed runs into ``results/real`` with their provenance.
 
+    Writes ``results.parquet``, ``PROVENANCE.json`` and ``bootstrap_ci.parquet`` (every run's
+    bootstrap CIs, :func:`collect_intervals`).
+
     Per-configuration timings come from each run's ``status.json`` (``started``, ``finished``,
     ``seconds`` and the seconds of each notebook stage); the grid's configurations that are not
     done are listed as not yet run.
@@ -447,6 +454,13 @@ def collect_real(runs_dir: str | os.PathLike[str] | None = None, *, command: str
                      "stages_resumed_from": json.dumps(st.get("resumed") or {}, sort_keys=True),
                      **feature_run_facts(runs / config.config_id)})
     status = pd.DataFrame(rows)
+    from fusion_utils.io import atomic_path
+
+    intervals = collect_intervals(runs, [r["config_id"] for r in rows])
+    out = Path(out_dir) if out_dir else results_dir()
+    out.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out / "bootstrap_ci.parquet", suffix=".parquet") as tmp:
+        intervals.to_parquet(tmp, index=False)
     return write_provenance(results, status, command=command, out_dir=out_dir,
                             not_run=not_run, notes=notes)
 
@@ -580,6 +594,95 @@ def headline_table(results: pd.DataFrame) -> pd.DataFrame:
         if (metric, "fused") in table.columns and (metric, "image") in table.columns:
             table[(metric, "fused - image")] = table[(metric, "fused")] - table[(metric, "image")]
     return table.sort_index(axis=1)
+
+
+INTERVAL_METRICS = {"auroc": "macro AUROC", "sensitivity": "balanced accuracy"}
+"""Metrics of the gains table with CIs (notebook 05's names -> the book's)."""
+
+
+def collect_intervals(runs_dir: str | os.PathLike[str],
+                      config_ids: Sequence[str]) -> pd.DataFrame:
+    """Each run's bootstrap CIs (notebook 05's ``bootstrap_ci.parquet``) in one table.
+
+    Parameters
+    ----------
+    runs_dir : path-like
+        Folder of the run folders.
+    config_ids : sequence of str
+        The configurations to collect (the completed ones).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``config_id, dataset, backbone, mode, augment, n_test`` and notebook 05's columns
+        ``metric, model, estimate, ci_low, ci_high, n_bootstrap``; model ``"fused - image"``
+        is the paired difference (same resamples).
+
+    Raises
+    ------
+    FileNotFoundError
+        A run folder without ``bootstrap_ci.parquet`` (named).
+    """
+    from fusion_utils.run_folder import RunFolder
+
+    frames = []
+    for config_id in config_ids:
+        run = RunFolder(Path(runs_dir) / config_id)
+        ci = run.read_table("bootstrap_ci.parquet")
+        columns = run.read_status().get("columns") or {}
+        predictions = run.read_predictions()
+        test = predictions[predictions["split"].eq("test")]
+        ci.insert(0, "config_id", config_id)
+        for i, key in enumerate(("dataset", "backbone", "mode", "augment"), start=1):
+            ci.insert(i, key, columns.get(key))
+        ci.insert(5, "n_test", int(test["record_id"].nunique()))
+        frames.append(ci)
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def committed_intervals(path: str | os.PathLike[str] | None = None) -> pd.DataFrame | None:
+    """The committed CIs (``results/real/bootstrap_ci.parquet``), or None when absent."""
+    path = Path(path) if path else results_dir() / "bootstrap_ci.parquet"
+    return pd.read_parquet(path) if path.is_file() else None
+
+
+def gains_with_intervals(intervals: pd.DataFrame) -> pd.DataFrame:
+    """Image-only, fused and their paired difference with 95% CIs, per configuration.
+
+    One row per configuration and metric (:data:`INTERVAL_METRICS`): the estimates on the test
+    split, ``gain`` = fused - image with its paired bootstrap CI (``gain_low``, ``gain_high``),
+    ``ci_excludes_0`` (``above``, ``below`` or empty), ``n_test`` and ``n_bootstrap``.
+    """
+    keep = intervals[intervals["metric"].isin(list(INTERVAL_METRICS))]
+    idx = ["config_id", "dataset", "backbone", "mode", "augment", "n_test", "metric"]
+    wide = keep.pivot_table(index=idx, columns="model",
+                            values=["estimate", "ci_low", "ci_high", "n_bootstrap"],
+                            observed=True, sort=False)
+    out = pd.DataFrame({
+        "image": wide[("estimate", "image")], "fused": wide[("estimate", "fused")],
+        "gain": wide[("estimate", "fused - image")],
+        "gain_low": wide[("ci_low", "fused - image")],
+        "gain_high": wide[("ci_high", "fused - image")],
+        "n_bootstrap": wide[("n_bootstrap", "fused - image")].astype(int)}).reset_index()
+    out["metric"] = out["metric"].map(INTERVAL_METRICS)
+    out["ci_excludes_0"] = np.select([out["gain_low"] > 0, out["gain_high"] < 0],
+                                     ["above", "below"], "")
+    return out.sort_values(["dataset", "metric", "backbone", "mode", "augment"],
+                           ignore_index=True)
+
+
+def gains_sentence(gains: pd.DataFrame) -> str:
+    """Per dataset and metric: how many configurations' gain CIs lie above / below zero."""
+    parts = []
+    for (dataset, metric), g in gains.groupby(["dataset", "metric"], sort=True):
+        n_test = ", ".join(f"{n:,}" for n in sorted(g["n_test"].unique()))
+        parts.append(f"{dataset} {metric}: the 95% CI of the gain is above 0 for "
+                     f"{(g['ci_excludes_0'] == 'above').sum()} of {len(g)} configurations and "
+                     f"below 0 for {(g['ci_excludes_0'] == 'below').sum()} ({n_test} test "
+                     "records)")
+    n_boot = ", ".join(str(n) for n in sorted(gains["n_bootstrap"].unique()))
+    return ("; ".join(parts) + f". Test: paired, class-stratified percentile bootstrap of the "
+            f"test split ({n_boot} resamples; both classifiers scored on the same resamples).")
 
 
 RESOLUTION_RUN = "ham10000-efficientnet_lite0-bn-noaug"

@@ -222,3 +222,90 @@ def test_real_grid_table_skips_a_missing_or_repeated_table(tmp_path) -> None:
     for skipped in ("none", tmp_path / "absent.parquet"):
         got, _, note = re_.real_grid_table(skipped)
         assert got is None and note.startswith("No committed real-grid results")
+
+
+def _ci_rows(config_id: str, auroc: tuple[float, float, float],
+             gain_ci: tuple[float, float]) -> pd.DataFrame:
+    """notebook 05's bootstrap_ci.parquet: image, fused and the paired difference."""
+    image, fused, _ = auroc
+    rows = []
+    for metric, scale in (("auroc", 1.0), ("sensitivity", 0.5), ("accuracy", 0.9)):
+        rows += [{"metric": metric, "model": "image", "estimate": image * scale,
+                  "ci_low": image * scale - 0.05, "ci_high": image * scale + 0.05,
+                  "n_bootstrap": 1000},
+                 {"metric": metric, "model": "fused", "estimate": fused * scale,
+                  "ci_low": fused * scale - 0.05, "ci_high": fused * scale + 0.05,
+                  "n_bootstrap": 1000},
+                 {"metric": metric, "model": "fused - image",
+                  "estimate": (fused - image) * scale, "ci_low": gain_ci[0] * scale,
+                  "ci_high": gain_ci[1] * scale, "n_bootstrap": 1000}]
+    return pd.DataFrame(rows)
+
+
+def _write_run(runs, config_id: str, dataset: str, ci: pd.DataFrame, n_test: int) -> None:
+    from fusion_utils.run_folder import RunFolder
+
+    run = RunFolder(runs / config_id)
+    run.path.mkdir(parents=True)
+    ci.to_parquet(run.file("bootstrap_ci.parquet"), index=False)
+    backbone, mode, aug = config_id.split("-")[1:]
+    (run.path / "status.json").write_text(json.dumps({
+        "config_id": config_id, "state": "done", "columns": {
+            "dataset": dataset, "backbone": backbone, "mode": mode, "augment": aug == "aug"}}))
+    # each test record twice (image and fused rows), training records too
+    preds = pd.DataFrame({
+        "record_id": [f"r{i}" for i in range(n_test)] * 2 + ["t0", "t1"],
+        "split": ["test"] * (2 * n_test) + ["train"] * 2,
+        "label": "NORM", "model": ["image"] * n_test + ["fused"] * n_test + ["image"] * 2,
+        "prob.NORM": 1.0})
+    preds.to_parquet(run.file("predictions.parquet"), index=False)
+
+
+def test_gains_with_intervals_per_configuration(tmp_path) -> None:
+    runs = tmp_path / "runs"
+    _write_run(runs, "ptbxl-efficientnet_lite0-bn-noaug", "ptbxl",
+               _ci_rows("a", (0.50, 0.56, 0), (0.01, 0.06)), n_test=7)
+    _write_run(runs, "ptbxl-efficientnet_lite1-ft-aug", "ptbxl",
+               _ci_rows("b", (0.60, 0.58, 0), (-0.05, 0.01)), n_test=7)
+    _write_run(runs, "ham10000-efficientnet_lite0-bn-noaug", "ham10000",
+               _ci_rows("c", (0.80, 0.70, 0), (-0.12, -0.08)), n_test=3)
+    ids = ["ptbxl-efficientnet_lite0-bn-noaug", "ptbxl-efficientnet_lite1-ft-aug",
+           "ham10000-efficientnet_lite0-bn-noaug"]
+    intervals = re_.collect_intervals(runs, ids)
+    assert len(intervals) == 27 and set(intervals["n_test"]) == {7, 3}
+    gains = re_.gains_with_intervals(intervals)
+    assert len(gains) == 6  # 3 configurations x (macro AUROC, balanced accuracy)
+    auc = gains[gains["metric"] == "macro AUROC"].set_index("config_id")
+    row = auc.loc["ptbxl-efficientnet_lite0-bn-noaug"]
+    assert (row["image"], row["fused"]) == pytest.approx((0.50, 0.56))
+    assert (row["gain"], row["gain_low"], row["gain_high"]) == pytest.approx((0.06, 0.01, 0.06))
+    assert row["backbone"] == "efficientnet_lite0" and not row["augment"]
+    assert auc["ci_excludes_0"].to_dict() == {
+        "ptbxl-efficientnet_lite0-bn-noaug": "above", "ptbxl-efficientnet_lite1-ft-aug": "",
+        "ham10000-efficientnet_lite0-bn-noaug": "below"}
+    bacc = gains[gains["metric"] == "balanced accuracy"].set_index("config_id")
+    assert bacc.loc["ham10000-efficientnet_lite0-bn-noaug", "gain"] == pytest.approx(-0.05)
+    text = re_.gains_sentence(gains)
+    assert ("ptbxl macro AUROC: the 95% CI of the gain is above 0 for 1 of 2 configurations "
+            "and below 0 for 0 (7 test records)") in text
+    assert "ham10000 macro AUROC: the 95% CI of the gain is above 0 for 0 of 1" in text
+    assert "below 0 for 1 (3 test records)" in text and "1000 resamples" in text
+    with pytest.raises(FileNotFoundError, match="bootstrap_ci.parquet"):
+        re_.collect_intervals(runs, ["ptbxl-efficientnet_lite2-bn-noaug"])
+
+
+@pytest.mark.shared_data
+def test_committed_intervals_cover_every_committed_configuration(shared_ptbxl) -> None:
+    committed = re_.committed_results()
+    intervals = re_.committed_intervals()
+    assert intervals is not None
+    assert set(intervals["config_id"]) == set(committed["config_id"])
+    gains = re_.gains_with_intervals(intervals)
+    # the CIs' estimates are the committed table's headline figures
+    h = re_.headline(committed).pivot_table(index="config_id", columns="model",
+                                            values="auroc_macro")
+    auc = gains[gains["metric"] == "macro AUROC"].set_index("config_id")
+    assert auc["image"].to_dict() == pytest.approx(h["image"].to_dict())
+    assert auc["fused"].to_dict() == pytest.approx(h["fused"].to_dict())
+    assert (auc["gain_low"] <= auc["gain"]).all() and (auc["gain"] <= auc["gain_high"]).all()
+    assert set(intervals.groupby("dataset")["n_test"].unique().map(tuple)) == {(229,), (1502,)}
