@@ -81,6 +81,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from fusion_utils.allocator import keep_freed_memory
 from fusion_utils.errors import FeatureError, describe
 from fusion_utils.io import atomic_path, atomic_write_json, file_sha256, stable_hash
 
@@ -571,6 +572,7 @@ def autoencoder_features(manifest: pd.DataFrame, backbone: str = "efficientnet_l
     Returns ``(FeatureSet of the pooled codes, trained auto-encoder)``; the FeatureSet's ``info``
     records the backbone, config, loss history, cache folder and seconds.
     """
+    keep_freed_memory()  # large blocks: no mmap/munmap per batch
     from fusion_utils.features.extraction import FeatureSet
     from fusion_utils.paths import cache_dir
 

@@ -43,6 +43,7 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader, Subset
 
+from fusion_utils.allocator import keep_freed_memory
 from fusion_utils.errors import FeatureError, describe
 from fusion_utils.features.augment import AugmentParams
 from fusion_utils.features.backbones import (
@@ -447,6 +448,7 @@ def extract_features(
     >>> fs.X.shape  # doctest: +SKIP
     (400, 1280)
     """
+    keep_freed_memory()  # large blocks: no mmap/munmap per batch
     from fusion_utils.features.finetune import (
         FinetuneOptions,
         default_num_workers,

@@ -39,6 +39,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
+from fusion_utils.allocator import keep_freed_memory
 from fusion_utils.features.backbones import Backbone
 from fusion_utils.io import atomic_path
 
@@ -258,6 +259,7 @@ def finetune(
     -------
     FinetuneResult
     """
+    keep_freed_memory()  # large blocks: no mmap/munmap per batch
     opts = FinetuneOptions.from_any(options)
     batch_size = int(opts.batch_size or 64)
     classes = list(getattr(train, "classes", []))

@@ -147,6 +147,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from fusion_utils.allocator import keep_freed_memory
 from fusion_utils.fusion import _optim
 from fusion_utils.fusion._scg import trainscg
 
@@ -351,6 +352,7 @@ class SoftmaxClassifier(ClassifierMixin, BaseEstimator):
 
     def fit(self, X: Any, y: Any) -> SoftmaxClassifier:
         """Fit on ``X`` (n, d) and labels ``y`` (n,); returns ``self``."""
+        keep_freed_memory()  # large blocks: no mmap/munmap per batch
         self._check_params()
         t0 = time.perf_counter()
         X, y = validate_data(self, X, y, dtype=np.dtype(self.dtype), order="C")

@@ -41,6 +41,7 @@ from typing import Any
 
 import numpy as np
 
+from fusion_utils.allocator import keep_freed_memory
 from fusion_utils.io import stable_hash
 
 __all__ = [
@@ -506,6 +507,7 @@ def records_to_montages(
     -------
     numpy.ndarray, uint8, shape (n_records, image_size, image_size, 3)
     """
+    keep_freed_memory()  # large blocks: no mmap/munmap per batch
     params = params or MontageParams()
     idx = records_to_montage_indices(signals, params, batch_size=batch_size)
     return np.take(colormap_lut(params.colormap, params.n_colors), idx, axis=0)
