@@ -289,7 +289,9 @@ else:
 # below zero.
 
 # %%
-real_intervals = real_edition.committed_intervals() if real is not None else None
+# beside the committed real table, also when that table is this chapter's main one (real edition)
+real_intervals = (real_edition.committed_intervals(real_path.with_name("bootstrap_ci.parquet"))
+                  if real_path is not None else None)
 if real_intervals is None:
     print("no committed CIs (results/real/bootstrap_ci.parquet); `python -m "
           "fusion_utils.experiments.real_edition collect` writes them")

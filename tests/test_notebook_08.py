@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import nbformat
+import pandas as pd
 import pytest
 
 from fusion_utils.notebook_runner import execute_notebook, notebook_parameters
@@ -66,6 +67,14 @@ def test_notebook_08_book_grid_and_paper_grid(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_notebook_08_one_dataset_without_paper_grid(tmp_path: Path) -> None:
     make_results(backbones=("efficientnet_lite0",)).to_parquet(tmp_path / "r.parquet")
+    # the CIs committed beside the real table (the real edition: it is the main table)
+    rows = [{"config_id": "ptbxl-efficientnet_lite0-bn-noaug", "dataset": "ptbxl",
+             "backbone": "efficientnet_lite0", "mode": "bn", "augment": False, "n_test": 229,
+             "metric": metric, "model": model, "estimate": est, "ci_low": est - 0.03,
+             "ci_high": est + 0.03, "n_bootstrap": 1000}
+            for metric in ("auroc", "sensitivity")
+            for model, est in (("image", 0.52), ("fused", 0.56), ("fused - image", 0.04))]
+    pd.DataFrame(rows).to_parquet(tmp_path / "bootstrap_ci.parquet")
     out = execute_notebook("08_results", tmp_path / "08.ipynb",
                            {"results_path": str(tmp_path / "r.parquet"), "dataset": "ptbxl",
                             "paper_runs_dir": "none",
@@ -79,6 +88,8 @@ def test_notebook_08_one_dataset_without_paper_grid(tmp_path: Path) -> None:
     assert "*not testable*" in line  # needs both datasets
     # the real-grid section does not repeat the main table
     assert "The real grid's table is this chapter's main table" in text
+    assert any("ptbxl macro AUROC: the 95% CI of the gain is above 0 for 1 of 1 configurations"
+               " and below 0 for 0 (229 test records)" in m for m in markdown)
 
 
 @pytest.mark.slow
@@ -95,3 +106,4 @@ def test_notebook_08_shows_the_committed_real_grid_beside_the_book_grid(tmp_path
     assert "real grid: 19 reproduced" in text
     assert real_findings.count("| reproduced |") == 19 != book_findings.count("| reproduced |")
     assert "Gessert et al. 2020" in text
+    assert "no committed CIs (results/real/bootstrap_ci.parquet)" in text  # none beside it
