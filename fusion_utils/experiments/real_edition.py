@@ -630,7 +630,7 @@ def collect_intervals(runs_dir: str | os.PathLike[str],
         run = RunFolder(Path(runs_dir) / config_id)
         ci = run.read_table("bootstrap_ci.parquet")
         columns = run.read_status().get("columns") or {}
-        predictions = run.read_predictions()
+        predictions = run.read_table("predictions.parquet", ["record_id", "split"])
         test = predictions[predictions["split"].eq("test")]
         ci.insert(0, "config_id", config_id)
         for i, key in enumerate(("dataset", "backbone", "mode", "augment"), start=1):
